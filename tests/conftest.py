@@ -1,0 +1,45 @@
+"""Fixtures shared by every test layer.
+
+``dynamodb_endpoint`` is moto's DynamoDB server in a child process on a free loopback
+port, one per test session; ``table_prefix`` gives each test its own freshly created
+tables on it, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.tables import create_tables
+from local.dynamodb_server import DynamoDBServer
+
+# Dummy credentials and a region for boto3 talking to the local servers; set before
+# any client is built. Real AWS is never reached from the tests.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_REGION", "us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> Iterator[str]:
+    with DynamoDBServer() as server:
+        yield server.endpoint_url
+
+
+@pytest.fixture(scope="session")
+def dynamodb_client(dynamodb_endpoint: str) -> Any:
+    return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint)
+
+
+@pytest.fixture
+def table_prefix(dynamodb_client: Any) -> str:
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    create_tables(dynamodb_client, prefix)
+    return prefix
