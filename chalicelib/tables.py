@@ -71,7 +71,8 @@ class Table:
 CONNECTIONS = Table(
     name="connections",
     partition_key="connection_id",
-    indexes=(Index("by_user", partition_key="user_key", sort_key="connection_id"),),
+    indexes=(Index("by_user", partition_key="user_key", sort_key="connection_id",
+                   projection="ALL"),),
 )
 
 SUBSCRIPTIONS = Table(

@@ -32,7 +32,7 @@ def serve(host: str, port: int) -> None:
     )
     from werkzeug.serving import make_server
 
-    class QuietHandler(MotoRequestHandler):  # type: ignore[misc]
+    class QuietHandler(MotoRequestHandler):
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             """One line per DynamoDB call would drown the local stack's own log."""
 

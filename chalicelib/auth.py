@@ -1,0 +1,138 @@
+"""Handshake authentication: the JWT, its claims, and the origin allow-list.
+
+Pure: no AWS. PyJWT verifies the signature, ``exp``, ``iat``, ``aud`` and ``iss``
+with the algorithms fixed by configuration (never taken from the token's header);
+this module adds what PyJWT does not know: the claim types and the ID charset of
+PROTOCOL.md section 1, and the rule that a query token and a header token must match.
+The raw token is never put into an exception message or a log line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from chalicelib.errors import AuthError
+from chalicelib.settings import Settings
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
+MAX_PERMISSIONS = 64
+MAX_TOKEN_CHARS = 8192
+REQUIRED_CLAIMS = ("user_id", "tenant_id", "permissions", "exp", "iat")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a connection belongs to, from a verified token."""
+
+    user_id: str
+    tenant_id: str
+    permissions: frozenset[str]
+    expires_at: int
+    issued_at: int
+
+
+def valid_id(value: object) -> bool:
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    # API Gateway passes headers with the client's spelling; HTTP names are
+    # case-insensitive.
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def check_origin(settings: Settings, headers: Mapping[str, str]) -> None:
+    """Refuse (403) an ``Origin`` outside ``ALLOWED_ORIGINS`` when that is set."""
+    if not settings.allowed_origins:
+        return
+    origin = _header(headers, "Origin")
+    if origin is not None and origin not in settings.allowed_origins:
+        raise AuthError(403, "origin not allowed")
+
+
+def extract_token(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
+    """The token from ``?Authorization=`` or ``Authorization: Bearer``; both must match."""
+    from_query = query.get("Authorization") or None
+    from_header: str | None = None
+    header = _header(headers, "Authorization")
+    if header is not None:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AuthError(401, "malformed Authorization header")
+        from_header = value.strip()
+    if from_query is not None and from_header is not None and from_query != from_header:
+        raise AuthError(401, "query and header tokens differ")
+    token = from_query or from_header
+    if token is None:
+        raise AuthError(401, "missing token")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise AuthError(401, "token too long")
+    return token
+
+
+def verify_token(settings: Settings, token: str) -> Identity:
+    """Verify signature and registered claims with PyJWT, then Streamer's claims."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=list(settings.jwt_algorithms),
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway_seconds,
+            options={
+                "require": [*REQUIRED_CLAIMS,
+                            *(["aud"] if settings.jwt_audience else []),
+                            *(["iss"] if settings.jwt_issuer else [])],
+                "verify_aud": settings.jwt_audience is not None,
+                "verify_iss": settings.jwt_issuer is not None,
+            },
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError(401, "token expired") from None
+    except jwt.PyJWTError as exc:
+        # PyJWT's messages name the failed check, never the token itself.
+        raise AuthError(401, f"invalid token: {type(exc).__name__}") from None
+    return _identity(claims)
+
+
+def _identity(claims: Mapping[str, Any]) -> Identity:
+    user_id = claims["user_id"]
+    tenant_id = claims["tenant_id"]
+    permissions = claims["permissions"]
+    if not valid_id(user_id):
+        raise AuthError(401, "claim user_id must be 1-128 characters of [A-Za-z0-9_.@-]")
+    if not valid_id(tenant_id):
+        raise AuthError(401, "claim tenant_id must be 1-128 characters of [A-Za-z0-9_.@-]")
+    if (
+        not isinstance(permissions, list)
+        or len(permissions) > MAX_PERMISSIONS
+        or not all(isinstance(p, str) and 0 < len(p) <= 64 for p in permissions)
+    ):
+        raise AuthError(401, "claim permissions must be a list of strings")
+    for name in ("exp", "iat"):
+        if isinstance(claims[name], bool) or not isinstance(claims[name], int | float):
+            raise AuthError(401, f"claim {name} must be a number")
+    return Identity(
+        user_id=user_id,
+        tenant_id=tenant_id,
+        permissions=frozenset(permissions),
+        expires_at=int(claims["exp"]),
+        issued_at=int(claims["iat"]),
+    )
+
+
+def authenticate(settings: Settings, query: Mapping[str, str],
+                 headers: Mapping[str, str]) -> Identity:
+    """Decide a ``$connect``: the identity, or :class:`AuthError` with 401/403."""
+    check_origin(settings, headers)
+    return verify_token(settings, extract_token(query, headers))

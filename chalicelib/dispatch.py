@@ -1,0 +1,109 @@
+"""Routing on the frame's ``action``: a table of actions and the context they get.
+
+Adding an action is one decorated function, in any module imported at start-up::
+
+    from chalicelib.dispatch import actions, ActionContext
+    from chalicelib.protocol import Frame, ack
+
+    @actions.action("greet", permission="read")
+    def greet(ctx: ActionContext, frame: Frame) -> dict:
+        return ack(frame.id, "greet", hello=ctx.connection.user_id)
+
+The handler returns the reply frame (or ``None`` for no reply) and raises a
+:class:`FrameError` to refuse; the dispatcher checks the permission first, sends the
+reply, and turns ``FrameError`` into an ``error`` frame with the frame's ``id``.
+Pure: no AWS here; the context reaches the outside through the :class:`Services`
+interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chalicelib.errors import Forbidden, FrameError, UnknownAction
+from chalicelib.model import Connection, Outgoing
+from chalicelib.protocol import Frame
+from chalicelib.settings import Settings
+from chalicelib.storage import Storage
+
+Reply = dict[str, Any] | None
+Handler = Callable[["ActionContext", Frame], Reply]
+
+
+class Services(Protocol):
+    """What actions may use beyond the connection itself."""
+
+    settings: Settings
+    storage: Storage
+
+    def now(self) -> float: ...
+
+    def reply(self, connection_id: str, frame: dict[str, Any]) -> None: ...
+
+    def prepare_message(self, tenant_id: str, user_id: str, channel: str,
+                        data: Any) -> Outgoing:
+        """Build a channel message; raises TooLarge above the message limit."""
+        ...
+
+    def fan_out(self, message: Outgoing, exclude: str | None = None) -> None:
+        """Deliver a message to its channel's subscribers (but ``exclude``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    connection: Connection
+    services: Services
+    request_id: str
+
+    def reply(self, frame: dict[str, Any]) -> None:
+        """Send a frame to this connection now (before the handler returns)."""
+        self.services.reply(self.connection.connection_id, frame)
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    handler: Handler
+    permission: str | None
+
+
+class ActionTable:
+    """Actions by name."""
+
+    def __init__(self) -> None:
+        self._actions: dict[str, Action] = {}
+
+    def action(self, name: str, *, permission: str | None = None) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            if name in self._actions:
+                raise ValueError(f"action {name!r} is registered twice")
+            self._actions[name] = Action(name, handler, permission)
+            return handler
+        return register
+
+    def get(self, frame: Frame) -> Action:
+        found = self._actions.get(frame.action)
+        if found is None:
+            raise UnknownAction(f"unknown action '{frame.action[:64]}'", frame.id)
+        return found
+
+    def names(self) -> list[str]:
+        return sorted(self._actions)
+
+
+def run(action: Action, ctx: ActionContext, frame: Frame) -> Reply:
+    """Check the action's permission and run it; FrameErrors carry the frame's id."""
+    try:
+        if action.permission is not None and not ctx.connection.can(action.permission):
+            raise Forbidden(f"{action.permission} permission required")
+        return action.handler(ctx, frame)
+    except FrameError as exc:
+        if exc.frame_id is None:
+            exc.frame_id = frame.id
+        raise
+
+
+actions = ActionTable()

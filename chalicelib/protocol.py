@@ -1,0 +1,132 @@
+"""The wire format of PROTOCOL.md sections 2 and 3: parsing and building frames.
+
+Pure: no AWS, no I/O. :func:`parse_frame` turns a raw ``$default`` body into a
+:class:`Frame` or raises a :class:`FrameError`; the ``Frame`` accessors validate one
+field each, so an action's handler reads exactly the fields it needs and every
+missing or mistyped field becomes a ``bad_request`` naming the field. The builders
+return the server frames as dicts; :func:`encode` serialises them compactly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.errors import BadRequest, TooLarge
+
+MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's message limit, also for posts to clients
+CHANNEL_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+MAX_ID_CHARS = 64
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One client frame: its ``action``, optional ``id`` and the raw object."""
+
+    action: str
+    id: str | None
+    body: dict[str, Any]
+
+    def _field(self, name: str) -> Any:
+        value = self.body.get(name, _MISSING)
+        if value is _MISSING:
+            raise BadRequest(f"field '{name}' is required")
+        return value
+
+    def string(self, name: str, *, max_chars: int = 256) -> str:
+        value = self._field(name)
+        if not isinstance(value, str) or not 0 < len(value) <= max_chars:
+            raise BadRequest(f"field '{name}' must be a string of 1-{max_chars} characters")
+        return value
+
+    def channel(self, name: str = "channel") -> str:
+        value = self._field(name)
+        if not isinstance(value, str) or CHANNEL_PATTERN.fullmatch(value) is None:
+            raise BadRequest(f"field '{name}' must be 1-128 characters of [A-Za-z0-9_.:-]")
+        return value
+
+    def json_value(self, name: str) -> Any:
+        """Any JSON value, ``null`` included, but the field must be present."""
+        return self._field(name)
+
+    def object(self, name: str) -> dict[str, Any]:
+        value = self._field(name)
+        if not isinstance(value, dict):
+            raise BadRequest(f"field '{name}' must be an object")
+        return value
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        value = self.body.get(name, default)
+        if not isinstance(value, bool):
+            raise BadRequest(f"field '{name}' must be true or false")
+        return value
+
+
+def _frame_id(obj: dict[str, Any]) -> str | None:
+    value = obj.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
+        raise BadRequest(f"field 'id' must be a string of 1-{MAX_ID_CHARS} characters")
+    return value
+
+
+def parse_frame(body: str | bytes | None) -> Frame:
+    """Parse a raw frame, or raise ``FrameError`` (with ``frame_id`` once it is known)."""
+    if body is None or body in {"", b""}:
+        raise BadRequest("empty frame")
+    raw = body.encode() if isinstance(body, str) else body
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise TooLarge(f"frame exceeds {MAX_MESSAGE_BYTES} bytes")
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("frame is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise BadRequest("frame must be a JSON object")
+    frame_id = _frame_id(obj)
+    action = obj.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadRequest("field 'action' must be a non-empty string", frame_id)
+    return Frame(action=action, id=frame_id, body=obj)
+
+
+# -- server frames -----------------------------------------------------------
+
+
+def _with_id(frame: dict[str, Any], frame_id: str | None) -> dict[str, Any]:
+    if frame_id is not None:
+        frame["id"] = frame_id
+    return frame
+
+
+def pong(frame_id: str | None) -> dict[str, Any]:
+    return _with_id({"type": "pong"}, frame_id)
+
+
+def ack(frame_id: str | None, action: str, **fields: Any) -> dict[str, Any]:
+    return _with_id({"type": "ack", "action": action, **fields}, frame_id)
+
+
+def error(code: str, message: str, frame_id: str | None = None,
+          **fields: Any) -> dict[str, Any]:
+    return _with_id({"type": "error", "code": code, "message": message, **fields}, frame_id)
+
+
+def message(channel: str, message_id: str, data: Any, user_id: str,
+            ts_ms: int) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "channel": channel,
+        "message_id": message_id,
+        "data": data,
+        "sender": {"user_id": user_id},
+        "ts": ts_ms,
+    }
+
+
+def encode(frame: dict[str, Any]) -> bytes:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()

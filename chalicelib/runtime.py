@@ -1,0 +1,64 @@
+"""The process-wide :class:`Streamer`, built on first use from the environment.
+
+``app.py`` imports this module only; settings are read and clients are built at the
+first invocation, once, so importing the app needs no AWS and no environment (and
+costs no boto3 import at cold start). Tests and the local stack may install their
+own instance with :func:`configure`, or drop the cached one with :func:`reset`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chalicelib.service import Streamer
+
+_lock = threading.Lock()
+_instance: Streamer | None = None
+
+
+def streamer() -> Streamer:
+    global _instance  # noqa: PLW0603  (the one cached instance, by design)
+    with _lock:
+        if _instance is None:
+            _instance = build()
+        return _instance
+
+
+def build() -> Streamer:
+    import boto3
+    from botocore.config import Config
+
+    from chalicelib.sending import ManagementApiSender
+    from chalicelib.service import Streamer
+    from chalicelib.settings import Settings
+    from chalicelib.storage import DynamoStorage
+
+    settings = Settings.from_env(os.environ)
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=settings.dynamodb_endpoint_url,
+        region_name=settings.region,
+        config=Config(max_pool_connections=settings.fanout_concurrency + 4,
+                      retries={"mode": "standard", "max_attempts": 4}),
+    )
+    storage = DynamoStorage(dynamodb, settings.table_prefix, settings.subscription_shards)
+    return Streamer(
+        settings,
+        storage,
+        lambda endpoint: ManagementApiSender.for_endpoint(
+            endpoint, settings.region, settings.fanout_concurrency),
+    )
+
+
+def configure(instance: Streamer | None) -> None:
+    """Install ``instance`` (or, with None, forget the cached one)."""
+    global _instance  # noqa: PLW0603
+    with _lock:
+        _instance = instance
+
+
+def reset() -> None:
+    configure(None)

@@ -1,0 +1,160 @@
+"""Sending frames to clients through the API Gateway Management API.
+
+:class:`Sender` is the interface (post bytes to one connection); :class:`ManagementApiSender`
+is its boto3 adapter, the only place its botocore errors are caught. :class:`Fanout`
+delivers one payload to many connections with a bounded thread pool, retries 429 and
+5xx with bounded, jittered backoff, reports 410 Gone connections to a cleanup
+callback, and never lets one recipient fail the others.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import (
+    ForbiddenSend,
+    GoneError,
+    PayloadTooLarge,
+    SendError,
+    ServerError,
+    ThrottledError,
+)
+
+_ERRORS_BY_CODE: dict[str, type[SendError]] = {
+    "GoneException": GoneError,
+    "LimitExceededException": ThrottledError,
+    "TooManyRequestsException": ThrottledError,
+    "PayloadTooLargeException": PayloadTooLarge,
+    "ForbiddenException": ForbiddenSend,
+}
+_ERRORS_BY_STATUS: dict[int, type[SendError]] = {
+    410: GoneError, 429: ThrottledError, 413: PayloadTooLarge, 403: ForbiddenSend,
+}
+
+
+class Sender(Protocol):
+    def post(self, connection_id: str, data: bytes) -> None:
+        """Deliver ``data`` to one connection or raise a :class:`SendError`."""
+        ...
+
+
+class ManagementApiSender:
+    """:class:`Sender` through boto3's ``apigatewaymanagementapi`` client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @classmethod
+    def for_endpoint(cls, endpoint_url: str, region: str | None,
+                     pool_size: int) -> ManagementApiSender:
+        import boto3  # deferred: keeps app.py's import (cold start) free of boto3
+
+        config = Config(
+            # Streamer retries 429/5xx itself (Fanout), counted and bounded, so
+            # botocore's own retries are off.
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=pool_size,
+            connect_timeout=3,
+            read_timeout=5,
+        )
+        client = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url,
+                              region_name=region, config=config)
+        return cls(client)
+
+    def post(self, connection_id: str, data: bytes) -> None:
+        try:
+            self._client.post_to_connection(ConnectionId=connection_id, Data=data)
+        except ClientError as exc:
+            raise translate_client_error(connection_id, exc) from exc
+        except BotoCoreError as exc:
+            raise ServerError(connection_id, type(exc).__name__) from exc
+
+
+def translate_client_error(connection_id: str, exc: ClientError) -> SendError:
+    error = exc.response.get("Error", {})
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    kind = _ERRORS_BY_CODE.get(str(error.get("Code", ""))) or _ERRORS_BY_STATUS.get(status)
+    if kind is None:
+        kind = ServerError if status >= 500 else SendError
+    return kind(connection_id, f"{status} {error.get('Code', '')}".strip())
+
+
+@dataclass
+class DeliveryReport:
+    """What a fan-out did: counts for the publish log line."""
+
+    delivered: int = 0
+    gone: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    retries: int = 0
+
+    def as_log(self) -> dict[str, int]:
+        return {"delivered": self.delivered, "gone": len(self.gone),
+                "failed": len(self.failed), "retries": self.retries}
+
+
+class Fanout:
+    """Deliver one payload to many connections, concurrently and safely."""
+
+    def __init__(self, sender: Sender, *, concurrency: int, max_attempts: int,
+                 backoff_seconds: float, on_gone: Callable[[str], None],
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._sender = sender
+        self._concurrency = concurrency
+        self._max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        self._on_gone = on_gone
+        self._sleep = sleep
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def send(self, connection_id: str, data: bytes, report: DeliveryReport) -> None:
+        """Deliver to one connection, retrying what is worth retrying."""
+        for attempt in range(self._max_attempts):
+            try:
+                self._sender.post(connection_id, data)
+            except GoneError:
+                report.gone.append(connection_id)
+                self._on_gone(connection_id)
+                return
+            except SendError as exc:
+                if not exc.retryable or attempt + 1 == self._max_attempts:
+                    report.failed.append(connection_id)
+                    return
+                with self._lock:
+                    report.retries += 1
+                # Full jitter spreads retries of a throttled burst apart.
+                self._sleep(random.uniform(0, self._backoff * 2 ** attempt))
+            else:
+                with self._lock:
+                    report.delivered += 1
+                return
+
+    def deliver(self, connection_ids: Iterable[str], data: bytes) -> DeliveryReport:
+        report = DeliveryReport()
+        targets = list(dict.fromkeys(connection_ids))  # each connection once
+        if len(targets) <= 1 or self._concurrency == 1:
+            for connection_id in targets:
+                self.send(connection_id, data, report)
+            return report
+        pool = self._executor()
+        # list() waits for all and re-raises anything unexpected from a worker.
+        list(pool.map(lambda cid: self.send(cid, data, report), targets))
+        return report
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # Kept for the life of the (warm) Lambda container rather than per publish.
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._concurrency,
+                                                thread_name_prefix="fanout")
+            return self._pool

@@ -1,0 +1,135 @@
+"""A testing kit for Streamer apps: API Gateway WebSocket events and tokens.
+
+Build the events API Gateway sends and hand them to Chalice's test client::
+
+    from chalice.test import Client
+    from chalicelib import testing
+    from app import app
+
+    token = testing.make_token(secret, user_id="u1", tenant_id="acme",
+                               permissions=["read", "write"])
+    with Client(app) as client:
+        client.lambda_.invoke("connect", testing.connect_event("c1", token=token))
+        client.lambda_.invoke("message", testing.message_event("c1", {"action": "ping"}))
+        client.lambda_.invoke("disconnect", testing.disconnect_event("c1"))
+
+Handler names are the function names in ``app.py``. The shapes follow API Gateway's
+WebSocket Lambda proxy events (``requestContext`` with ``routeKey``, ``eventType``,
+``connectionId`` and the rest); only the fields vary that tests need to vary.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+DEFAULT_DOMAIN = "abcdef1234.execute-api.us-east-1.amazonaws.com"
+DEFAULT_STAGE = "dev"
+DEFAULT_API_ID = "abcdef1234"
+
+
+def make_token(secret: str, *, user_id: str, tenant_id: str,
+               permissions: list[str] | tuple[str, ...] = ("read", "write"),
+               ttl_seconds: int = 3600, algorithm: str = "HS256",
+               **extra_claims: Any) -> str:
+    """An HS256 JWT with Streamer's claims; ``extra_claims`` may add or override any."""
+    import jwt
+
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "user_id": user_id,
+        "tenant_id": tenant_id,
+        "permissions": list(permissions),
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    claims.update(extra_claims)
+    return jwt.encode(claims, secret, algorithm=algorithm)
+
+
+def connection_id() -> str:
+    """A connection id in API Gateway's shape (12 random bytes, base64)."""
+    return base64.b64encode(uuid.uuid4().bytes[:12]).decode()
+
+
+def _request_context(connection: str, route_key: str, event_type: str,
+                     domain: str, stage: str, api_id: str,
+                     source_ip: str) -> dict[str, Any]:
+    now_ms = int(time.time() * 1000)
+    return {
+        "routeKey": route_key,
+        "eventType": event_type,
+        "extendedRequestId": uuid.uuid4().hex[:16] + "=",
+        "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+        "messageDirection": "IN",
+        "stage": stage,
+        "connectedAt": now_ms,
+        "requestTimeEpoch": now_ms,
+        "identity": {"sourceIp": source_ip},
+        "requestId": uuid.uuid4().hex[:16] + "=",
+        "domainName": domain,
+        "connectionId": connection,
+        "apiId": api_id,
+    }
+
+
+def connect_event(connection: str, *, token: str | None = None,
+                  query: dict[str, str] | None = None,
+                  headers: dict[str, str] | None = None,
+                  domain: str = DEFAULT_DOMAIN, stage: str = DEFAULT_STAGE,
+                  api_id: str = DEFAULT_API_ID,
+                  source_ip: str = "203.0.113.7") -> dict[str, Any]:
+    """A ``$connect`` event; ``token`` goes in the ``Authorization`` query parameter."""
+    params = dict(query or {})
+    if token is not None:
+        params["Authorization"] = token
+    all_headers = {
+        "Host": domain,
+        "Sec-WebSocket-Key": base64.b64encode(uuid.uuid4().bytes).decode(),
+        "Sec-WebSocket-Version": "13",
+        "X-Forwarded-For": source_ip,
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+        **(headers or {}),
+    }
+    return {
+        "headers": all_headers,
+        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+        "queryStringParameters": params or None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in params.items()} or None,
+        "requestContext": _request_context(connection, "$connect", "CONNECT",
+                                           domain, stage, api_id, source_ip),
+        "isBase64Encoded": False,
+    }
+
+
+def message_event(connection: str, body: dict[str, Any] | str | bytes, *,
+                  domain: str = DEFAULT_DOMAIN, stage: str = DEFAULT_STAGE,
+                  api_id: str = DEFAULT_API_ID,
+                  source_ip: str = "203.0.113.7") -> dict[str, Any]:
+    """A ``$default`` message: a dict is sent as JSON text, bytes as a binary frame."""
+    context = _request_context(connection, "$default", "MESSAGE", domain, stage, api_id,
+                               source_ip)
+    context["messageId"] = uuid.uuid4().hex[:16] + "="
+    if isinstance(body, bytes):
+        return {"requestContext": context, "body": base64.b64encode(body).decode(),
+                "isBase64Encoded": True}
+    text = body if isinstance(body, str) else json.dumps(body)
+    return {"requestContext": context, "body": text, "isBase64Encoded": False}
+
+
+def disconnect_event(connection: str, *, status_code: int = 1000,
+                     reason: str = "Client-side close frame status code",
+                     domain: str = DEFAULT_DOMAIN, stage: str = DEFAULT_STAGE,
+                     api_id: str = DEFAULT_API_ID,
+                     source_ip: str = "203.0.113.7") -> dict[str, Any]:
+    """A ``$disconnect`` event with API Gateway's status code and reason."""
+    context = _request_context(connection, "$disconnect", "DISCONNECT", domain, stage,
+                               api_id, source_ip)
+    context["disconnectStatusCode"] = status_code
+    context["disconnectReason"] = reason
+    return {"headers": {"Host": domain}, "multiValueHeaders": {"Host": [domain]},
+            "requestContext": context, "isBase64Encoded": False}
