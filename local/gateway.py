@@ -1,0 +1,461 @@
+"""A local stand-in for an API Gateway WebSocket API in front of a Chalice app.
+
+One aiohttp server on one loopback port serves three things:
+
+- ``ws://HOST:PORT/`` (or ``/{stage}``): WebSocket clients. The handshake waits for the
+  app's ``$connect`` handler and is refused with its status code if that is not 2xx;
+  every message goes to ``$default``; ``$disconnect`` follows every close.
+- ``http://HOST:PORT/{stage}/@connections/{id}``: the management API (POST, GET,
+  DELETE) that boto3's ``apigatewaymanagementapi`` client speaks.
+- ``http://HOST:PORT/2015-03-31/functions/{name}/invocations``: Lambda's Invoke API for
+  the app's ``@app.lambda_function()`` handlers, for boto3's ``lambda`` client.
+
+Handlers run in :class:`local.lambda_runtime.Invoker`'s thread pool. The app is found
+generically (``app.websocket_handlers``, ``app.handler_map``,
+``app.pure_lambda_functions``), so any Chalice app works.
+
+Use it from code::
+
+    gateway = Gateway(app, port=0, settings=GatewaySettings(idle_timeout=1.0))
+    await gateway.start()          # binds; gateway.url, gateway.connections_url
+    ...
+    await gateway.stop()           # closes clients (1001), runs their $disconnect
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from local import events
+from local.events import ApiIdentity, ClientInfo
+from local.framing import MESSAGE_TOO_BIG, FrameGuard, install_guard
+from local.lambda_runtime import Handler, Invocation, Invoker
+from local.settings import Faults, GatewaySettings
+
+log = logging.getLogger("local.gateway")
+
+# Close codes and the reasons the $disconnect event reports for them.
+CLIENT_NO_STATUS = (1005, "Client-side close frame status not set")
+ABNORMAL = (1006, "Connection closed abnormally")
+DELETED = (1000, "Connection deleted by @connections DELETE")
+IDLE = (1001, "Going away (idle timeout)")
+AGED = (1001, "Going away (maximum connection duration)")
+SHUTDOWN = (1001, "Going away (gateway shutting down)")
+TOO_BIG = (MESSAGE_TOO_BIG, "Message too big")
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open WebSocket connection and what API Gateway tracks about it."""
+
+    client: ClientInfo
+    ws: web.WebSocketResponse
+    in_flight: asyncio.Semaphore
+    connected_mono: float = field(default_factory=time.monotonic)
+    last_active_mono: float = field(default_factory=time.monotonic)
+    last_active_ms: int = field(default_factory=events.now_ms)
+    server_close: tuple[int, str] | None = None
+    close_task: asyncio.Task[bool] | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def id(self) -> str:
+        return self.client.connection_id
+
+    def touch(self) -> None:
+        self.last_active_mono = time.monotonic()
+        self.last_active_ms = events.now_ms()
+
+
+def _error(status: int, error_type: str, message: str) -> web.Response:
+    """An error as AWS's rest-json services send it, so botocore raises the modelled class."""
+    return web.json_response(
+        {"message": message}, status=status, headers={"x-amzn-errortype": error_type}
+    )
+
+
+class Gateway:
+    """The emulated WebSocket API, @connections API and Lambda Invoke API on one port."""
+
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settings: GatewaySettings | None = None,
+        faults: Faults | None = None,
+        region: str = "us-east-1",
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.settings = settings or GatewaySettings()
+        self.faults = faults or Faults()
+        self.region = region
+        self.invoker = Invoker(self.settings.max_concurrency, self.settings.lambda_timeout, region)
+        self._connections: dict[str, Connection] = {}
+        self._served: set[Connection] = set()  # open or still running $disconnect
+        self._runner: web.AppRunner | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Where WebSocket clients connect."""
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """The server's HTTP base (endpoint_url for boto3's ``lambda`` client)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def connections_url(self) -> str:
+        """The @connections endpoint (endpoint_url for ``apigatewaymanagementapi``)."""
+        return f"{self.http_url}/{self.settings.stage}"
+
+    @property
+    def api(self) -> ApiIdentity:
+        return ApiIdentity(self.settings.api_id, self.settings.stage, f"{self.host}:{self.port}")
+
+    def connection_ids(self) -> list[str]:
+        return list(self._connections)
+
+    async def start(self) -> None:
+        web_app = web.Application(client_max_size=16 * 1024 * 1024)
+        stage = self.settings.stage
+        web_app.router.add_get("/", self._websocket)
+        web_app.router.add_get(f"/{stage}", self._websocket)
+        connections = "/{stage}/@connections/{connection_id}"
+        web_app.router.add_post(connections, self._post_to_connection)
+        web_app.router.add_get(connections, self._get_connection)
+        web_app.router.add_delete(connections, self._delete_connection)
+        web_app.router.add_post(
+            "/2015-03-31/functions/{function_name}/invocations", self._invoke_function
+        )
+        self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096)
+        await site.start()
+        sockets = self._runner.addresses
+        self.port = int(sockets[0][1])
+        self._sweeper = asyncio.create_task(self._sweep())
+        log.info("gateway listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for connection in list(self._connections.values()):
+            self._close(connection, *SHUTDOWN)
+        deadline = time.monotonic() + self.settings.close_timeout + self.settings.lambda_timeout
+        while self._served and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self._background:
+            await asyncio.wait(self._background, timeout=self.settings.lambda_timeout)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await asyncio.get_running_loop().run_in_executor(None, self.invoker.shutdown)
+
+    # -- the app's handlers --------------------------------------------------------
+
+    def _route_handler(self, route_key: str) -> tuple[str, Handler] | None:
+        config = self.app.websocket_handlers.get(route_key)
+        if config is None:
+            return None
+        return config.name, self.app.handler_map[config.name]
+
+    def _lambda_functions(self) -> dict[str, Handler]:
+        return {f.name: self.app.handler_map[f.name] for f in self.app.pure_lambda_functions}
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- WebSocket connections -----------------------------------------------------
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        probe = web.WebSocketResponse()
+        if not probe.can_prepare(request).ok:
+            return web.Response(status=426, text="Upgrade Required")
+        client = ClientInfo(
+            connection_id=events.new_id(),
+            connected_at=events.now_ms(),
+            source_ip=request.remote or "127.0.0.1",
+            user_agent=request.headers.get("User-Agent"),
+        )
+        subprotocol: str | None = None
+        route = self._route_handler("$connect")
+        if route is not None:
+            event = events.connect_event(
+                self.api, client, request.headers.items(), request.query.items(),
+                server_port=self.port,
+            )
+            invocation = await self.invoker.invoke(route[0], route[1], event)
+            if invocation.failed:
+                return web.json_response({"message": "Internal server error"}, status=500)
+            status, headers = self._connect_response(invocation)
+            if not 200 <= status < 300:
+                return web.Response(status=status)
+            subprotocol = events.header_value(headers, "Sec-WebSocket-Protocol")
+        return await self._serve(request, client, subprotocol)
+
+    @staticmethod
+    def _connect_response(invocation: Invocation) -> tuple[int, dict[str, Any] | None]:
+        result = invocation.result
+        if not isinstance(result, dict):
+            return 200, None
+        try:
+            status = int(result.get("statusCode", 200))
+        except (TypeError, ValueError):
+            return 500, None
+        headers = result.get("headers")
+        return status, headers if isinstance(headers, dict) else None
+
+    async def _serve(
+        self, request: web.Request, client: ClientInfo, subprotocol: str | None
+    ) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            protocols=(subprotocol,) if subprotocol else (),
+            compress=False,
+            # Backstop only: FrameGuard closes first, with API Gateway's limits.
+            max_msg_size=self.settings.max_message_bytes + 1024,
+            timeout=self.settings.close_timeout,
+        )
+        connection = Connection(
+            client, ws, asyncio.Semaphore(self.settings.max_in_flight_per_connection)
+        )
+        guard = FrameGuard(self.settings.max_frame_bytes, self.settings.max_message_bytes)
+        assert request.transport is not None
+        install_guard(request.transport, guard, lambda why: self._too_big(connection, why))
+        await ws.prepare(request)
+        self._connections[client.connection_id] = connection
+        self._served.add(connection)
+        log.debug("connected %s", client.connection_id)
+        client_close: tuple[int, str] = ABNORMAL
+        try:
+            client_close = await self._read(connection)
+        finally:
+            self._connections.pop(client.connection_id, None)
+            try:
+                await self._finish(connection, client_close)
+            finally:
+                self._served.discard(connection)
+        return ws
+
+    async def _read(self, connection: Connection) -> tuple[int, str]:
+        """Dispatch messages until the connection closes; return the client's close."""
+        ws = connection.ws
+        while True:
+            message = await ws.receive()
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                connection.touch()
+                # Bounded per connection: a flooding client waits (TCP back-pressure)
+                # instead of queueing unbounded invocations. Tasks start in arrival
+                # order, so the pool runs them in that order too.
+                await connection.in_flight.acquire()
+                task = asyncio.create_task(self._message(connection, message.data))
+                connection.tasks.add(task)
+                task.add_done_callback(lambda t: self._message_done(connection, t))
+            elif message.type == WSMsgType.CLOSE:
+                code = int(message.data or 0)
+                if code == 0:
+                    return CLIENT_NO_STATUS
+                return code, str(message.extra or "")
+            elif message.type == WSMsgType.ERROR:
+                code = ws.close_code or ABNORMAL[0]
+                return (code, TOO_BIG[1]) if code == MESSAGE_TOO_BIG else ABNORMAL
+            else:  # CLOSING (a server-side close is under way) or CLOSED
+                return ABNORMAL
+
+    @staticmethod
+    def _message_done(connection: Connection, task: asyncio.Task[None]) -> None:
+        connection.tasks.discard(task)
+        connection.in_flight.release()
+
+    async def _finish(self, connection: Connection, client_close: tuple[int, str]) -> None:
+        if connection.close_task is not None:
+            with contextlib.suppress(Exception):
+                await connection.close_task
+        elif not connection.ws.closed:
+            await connection.ws.close()
+        code, reason = connection.server_close or client_close
+        # Let this connection's in-flight messages finish first: AWS does not promise
+        # this order, but reordering without need would only make local runs flaky.
+        if connection.tasks:
+            await asyncio.wait(set(connection.tasks), timeout=self.settings.lambda_timeout)
+        log.debug("disconnected %s (%s %s)", connection.id, code, reason)
+        route = self._route_handler("$disconnect")
+        if route is None or self.faults.draw(self.faults.drop_disconnect):
+            return
+        event = events.disconnect_event(self.api, connection.client, code, reason)
+        await self.invoker.invoke(route[0], route[1], event)
+
+    async def _message(self, connection: Connection, data: str | bytes) -> None:
+        event = events.message_event(self.api, connection.client, data)
+        request_id = event["requestContext"]["requestId"]
+        route = self._route_handler("$default")
+        if route is None:
+            frame = {"message": "Forbidden", "connectionId": connection.id,
+                     "requestId": request_id}
+            await self._send(connection, json.dumps(frame))
+            return
+        invocation = await self.invoker.invoke(route[0], route[1], event)
+        if invocation.failed:
+            frame = events.internal_error_frame(connection.id, request_id)
+            await self._send(connection, json.dumps(frame))
+
+    async def _send(self, connection: Connection, data: str | bytes) -> bool:
+        try:
+            if isinstance(data, str):
+                await connection.ws.send_str(data)
+            else:
+                await connection.ws.send_bytes(data)
+        except (ConnectionError, RuntimeError):
+            return False
+        return True
+
+    def _close(self, connection: Connection, code: int, reason: str) -> None:
+        """Close from the server side; the $disconnect event reports ``reason``."""
+        if connection.server_close is not None or connection.ws.closed:
+            return
+        self._connections.pop(connection.id, None)
+        connection.server_close = (code, reason)
+        connection.close_task = asyncio.create_task(
+            connection.ws.close(code=code, message=reason.encode()[:123])
+        )
+
+    def _too_big(self, connection: Connection, why: str) -> None:
+        log.info("closing %s with 1009: %s", connection.id, why)
+        self._close(connection, *TOO_BIG)
+
+    async def _sweep(self) -> None:
+        """Close connections past the idle timeout or the maximum connection age."""
+        interval = min(1.0, self.settings.idle_timeout / 10, self.settings.max_age / 10)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for connection in list(self._connections.values()):
+                if now - connection.connected_mono >= self.settings.max_age:
+                    self._close(connection, *AGED)
+                elif now - connection.last_active_mono >= self.settings.idle_timeout:
+                    self._close(connection, *IDLE)
+
+    # -- @connections API ----------------------------------------------------------
+
+    def _target(self, request: web.Request) -> Connection | web.Response:
+        """The live connection a management call names, or the error AWS would answer."""
+        if request.match_info["stage"] != self.settings.stage:
+            return _error(403, "ForbiddenException", "Forbidden")
+        connection_id = request.match_info["connection_id"]
+        connection = self._connections.get(connection_id)
+        if connection is None or connection.ws.closed:
+            return _error(410, "GoneException", f"Connection {connection_id} is gone")
+        if connection_id in self.faults.gone_connections:
+            return _error(410, "GoneException", f"Connection {connection_id} is gone (fault)")
+        return connection
+
+    async def _post_to_connection(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if self.faults.draw(self.faults.throttle_fraction):
+            return _error(429, "LimitExceededException", "Rate exceeded (fault)")
+        if len(body) > self.settings.max_post_bytes:
+            return _error(413, "PayloadTooLargeException",
+                          f"Payload of {len(body)} bytes exceeds {self.settings.max_post_bytes}")
+        target = self._target(request)
+        if isinstance(target, web.Response):
+            return target
+        if self.faults.draw(self.faults.gone_fraction):
+            return _error(410, "GoneException", f"Connection {target.id} is gone (fault)")
+        try:
+            data: str | bytes = body.decode("utf-8")
+        except UnicodeDecodeError:
+            data = body
+        if not await self._send(target, data):
+            return _error(410, "GoneException", f"Connection {target.id} is gone")
+        return web.Response(status=200)
+
+    async def _get_connection(self, request: web.Request) -> web.Response:
+        target = self._target(request)
+        if isinstance(target, web.Response):
+            return target
+        return web.json_response({
+            "connectedAt": events.iso8601(target.client.connected_at),
+            "identity": {"sourceIp": target.client.source_ip,
+                         "userAgent": target.client.user_agent},
+            "lastActiveAt": events.iso8601(target.last_active_ms),
+        })
+
+    async def _delete_connection(self, request: web.Request) -> web.Response:
+        target = self._target(request)
+        if isinstance(target, web.Response):
+            return target
+        self._close(target, *DELETED)
+        return web.Response(status=204)
+
+    # -- Lambda Invoke API ---------------------------------------------------------
+
+    def _resolve_function(self, requested: str) -> str | None:
+        """Accept a name, a (partial) ARN, a qualified name or Chalice's deployed name."""
+        name = requested.split(":function:", 1)[-1].split(":", 1)[0]
+        functions = self._lambda_functions()
+        if name in functions:
+            return name
+        prefix = f"{self.app.app_name}-"
+        if name.startswith(prefix):
+            for candidate in functions:
+                if name.endswith(f"-{candidate}"):
+                    return candidate
+        return None
+
+    async def _invoke_function(self, request: web.Request) -> web.Response:
+        requested = request.match_info["function_name"]
+        name = self._resolve_function(requested)
+        if name is None:
+            arn = f"arn:aws:lambda:{self.region}:000000000000:function:{requested}"
+            return web.json_response(
+                {"Type": "User", "message": f"Function not found: {arn}"}, status=404,
+                headers={"x-amzn-errortype": "ResourceNotFoundException"},
+            )
+        raw = await request.read()
+        try:
+            event = json.loads(raw) if raw else {}
+        except ValueError:
+            return _error(400, "InvalidRequestContentException",
+                          "Could not parse request body into json")
+        handler = self._lambda_functions()[name]
+        invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if invocation_type == "DryRun":
+            return web.Response(status=204)
+        if invocation_type == "Event":
+            self._spawn(self.invoker.invoke(name, handler, event))
+            return web.Response(status=202)
+        invocation = await self.invoker.invoke(name, handler, event)
+        headers = {"X-Amz-Executed-Version": "$LATEST",
+                   "x-amzn-RequestId": invocation.request_id}
+        payload: Any = invocation.result
+        if invocation.failed:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            payload = invocation.error
+        try:
+            body = json.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            body = json.dumps({"errorMessage": f"Unable to marshal response: {exc}",
+                               "errorType": "Runtime.MarshalError",
+                               "requestId": invocation.request_id})
+        return web.Response(status=200, body=body.encode(), headers=headers,
+                            content_type="application/json")
