@@ -1,0 +1,229 @@
+"""``python -m local``: run the local stack, or print a development token.
+
+    python -m local [--port 8080] [--app app:app] [fault flags ...]
+    python -m local token --user u1 --tenant t1 --permissions read,write [--ttl 3600]
+
+Every flag's default comes from an environment variable, so ``make run`` can be tuned
+without editing the Makefile; docs/local.md has the full table. Once everything is up
+the stack prints exactly one line on stdout,
+``Streamer local gateway ready: ws://127.0.0.1:<port>``, and serves until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+
+import jwt
+
+from local.settings import (
+    Faults,
+    GatewaySettings,
+    SettingsError,
+    env_float,
+    env_int,
+    env_list,
+)
+from local.stack import (
+    DEFAULT_REGION,
+    DEFAULT_TABLE_PREFIX,
+    LocalStack,
+    StackOptions,
+    jwt_secret,
+)
+
+READY_LINE = "Streamer local gateway ready: {url}"
+log = logging.getLogger("local")
+
+
+def _fraction_arg(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return number
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    defaults = GatewaySettings()
+    parser = argparse.ArgumentParser(
+        prog="python -m local",
+        description="Run Streamer's app.py behind a local API Gateway, DynamoDB and "
+                    "stream poller.",
+    )
+    parser.add_argument("--host", default=env.get("GATEWAY_HOST", "127.0.0.1"),
+                        help="address to bind (env GATEWAY_HOST; default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=env_int(env, "PORT", 8080),
+                        help="gateway port, 0 for a free one (env PORT; default 8080)")
+    parser.add_argument("--app", default=env.get("STREAMER_APP", "app:app"),
+                        help="the Chalice app as module:attr (env STREAMER_APP; default "
+                             "app:app)")
+    parser.add_argument("--table-prefix", default=env.get("TABLE_PREFIX", DEFAULT_TABLE_PREFIX),
+                        help="table name prefix (env TABLE_PREFIX; default streamer_)")
+    parser.add_argument("--dynamodb-endpoint", default=env.get("DYNAMODB_ENDPOINT_URL") or None,
+                        help="use this DynamoDB server instead of starting one "
+                             "(env DYNAMODB_ENDPOINT_URL)")
+    parser.add_argument("--region", default=env.get("AWS_REGION", DEFAULT_REGION),
+                        help="region the app and clients are told (env AWS_REGION)")
+    parser.add_argument("--stage", default=env.get("GATEWAY_STAGE", defaults.stage),
+                        help="stage name in events and @connections paths (env GATEWAY_STAGE)")
+    parser.add_argument("--idle-timeout", type=float,
+                        default=env_float(env, "GATEWAY_IDLE_TIMEOUT", defaults.idle_timeout),
+                        help="seconds without a client message before closing "
+                             "(env GATEWAY_IDLE_TIMEOUT; default 600)")
+    parser.add_argument("--max-age", type=float,
+                        default=env_float(env, "GATEWAY_MAX_AGE", defaults.max_age),
+                        help="maximum connection duration in seconds "
+                             "(env GATEWAY_MAX_AGE; default 7200)")
+    parser.add_argument("--max-concurrency", type=int,
+                        default=env_int(env, "GATEWAY_MAX_CONCURRENCY", defaults.max_concurrency),
+                        help="handler invocations run at once (env GATEWAY_MAX_CONCURRENCY)")
+    parser.add_argument("--lambda-timeout", type=float,
+                        default=env_float(env, "GATEWAY_LAMBDA_TIMEOUT", defaults.lambda_timeout),
+                        help="seconds the gateway waits for a handler "
+                             "(env GATEWAY_LAMBDA_TIMEOUT; default 30)")
+    faults = parser.add_argument_group("fault injection (all off by default)")
+    faults.add_argument("--drop-disconnect", type=_fraction_arg, nargs="?", const=1.0,
+                        default=env_float(env, "FAULT_DROP_DISCONNECT", 0.0),
+                        help="skip this fraction of $disconnect calls; bare flag = all "
+                             "(env FAULT_DROP_DISCONNECT)")
+    faults.add_argument("--gone-connection", action="append", metavar="ID",
+                        default=env_list(env, "FAULT_GONE_CONNECTIONS"),
+                        help="answer 410 for this live connection id; repeatable "
+                             "(env FAULT_GONE_CONNECTIONS, comma-separated)")
+    faults.add_argument("--gone-fraction", type=_fraction_arg,
+                        default=env_float(env, "FAULT_GONE_FRACTION", 0.0),
+                        help="answer 410 to this fraction of POSTs to live connections "
+                             "(env FAULT_GONE_FRACTION)")
+    faults.add_argument("--throttle-fraction", type=_fraction_arg,
+                        default=env_float(env, "FAULT_THROTTLE_FRACTION", 0.0),
+                        help="answer 429 LimitExceededException to this fraction of POSTs "
+                             "(env FAULT_THROTTLE_FRACTION)")
+    faults.add_argument("--redeliver-fraction", type=_fraction_arg,
+                        default=env_float(env, "FAULT_REDELIVER_FRACTION", 0.0),
+                        help="stream poller: deliver this fraction of records twice "
+                             "(env FAULT_REDELIVER_FRACTION)")
+    faults.add_argument("--seed", type=int, default=env_int(env, "FAULT_SEED", None),
+                        help="seed for the fault draws (env FAULT_SEED)")
+    parser.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"),
+                        help="logging level (env LOG_LEVEL; default INFO)")
+
+    sub = parser.add_subparsers(dest="command")
+    token = sub.add_parser("token", help="print a development JWT signed with JWT_SECRET")
+    token.add_argument("--user", required=True, help="user_id claim")
+    token.add_argument("--tenant", required=True, help="tenant_id claim")
+    token.add_argument("--permissions", default="read,write",
+                       help="comma-separated permissions claim (default read,write)")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until exp (default 3600)")
+    token.add_argument("--audience", default=env.get("JWT_AUDIENCE") or None,
+                       help="aud claim (env JWT_AUDIENCE)")
+    token.add_argument("--issuer", default=env.get("JWT_ISSUER") or None,
+                       help="iss claim (env JWT_ISSUER)")
+    return parser
+
+
+def make_token(
+    secret: str,
+    *,
+    user: str,
+    tenant: str,
+    permissions: Sequence[str],
+    ttl: int = 3600,
+    audience: str | None = None,
+    issuer: str | None = None,
+    now: int | None = None,
+) -> str:
+    """An HS256 token with the claims PROTOCOL.md requires."""
+    issued = int(time.time()) if now is None else now
+    claims: dict[str, object] = {
+        "user_id": user,
+        "tenant_id": tenant,
+        "permissions": list(permissions),
+        "iat": issued,
+        "exp": issued + ttl,
+    }
+    if audience:
+        claims["aud"] = audience
+    if issuer:
+        claims["iss"] = issuer
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def options_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> StackOptions:
+    settings = GatewaySettings(
+        stage=args.stage,
+        idle_timeout=args.idle_timeout,
+        max_age=args.max_age,
+        max_concurrency=args.max_concurrency,
+        lambda_timeout=args.lambda_timeout,
+    )
+    faults = Faults(
+        drop_disconnect=args.drop_disconnect,
+        gone_connections=set(args.gone_connection),
+        gone_fraction=args.gone_fraction,
+        throttle_fraction=args.throttle_fraction,
+        redeliver_fraction=args.redeliver_fraction,
+        seed=args.seed,
+    )
+    return StackOptions(
+        host=args.host, port=args.port, app_spec=args.app, table_prefix=args.table_prefix,
+        secret=jwt_secret(dict(env)), region=args.region,
+        dynamodb_endpoint_url=args.dynamodb_endpoint, settings=settings, faults=faults,
+    )
+
+
+async def serve(options: StackOptions) -> None:
+    stack = LocalStack(options)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        gateway = await stack.start()
+        log.info("@connections endpoint %s; Lambda endpoint %s; tables %s*",
+                 gateway.connections_url, gateway.http_url, options.table_prefix)
+        print(READY_LINE.format(url=gateway.url), flush=True)
+        await stopping.wait()
+        log.info("stopping")
+    finally:
+        await stack.stop()
+
+
+def _check_file_limit(wanted: int = 20_000) -> None:
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        if soft < wanted:
+            log.warning("open file limit is %d: fewer than %d connections fit", soft, wanted)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
+    if args.command == "token":
+        permissions = [p.strip() for p in args.permissions.split(",") if p.strip()]
+        print(make_token(jwt_secret(dict(env)), user=args.user, tenant=args.tenant,
+                         permissions=permissions, ttl=args.ttl, audience=args.audience,
+                         issuer=args.issuer))
+        return 0
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        options = options_from_args(args, env)
+    except SettingsError as exc:
+        parser.error(str(exc))
+    _check_file_limit()
+    asyncio.run(serve(options))
+    return 0

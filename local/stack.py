@@ -1,0 +1,159 @@
+"""The whole local stack behind ``python -m local``: DynamoDB, tables, app, gateway, poller.
+
+:class:`LocalStack` starts, in order: the moto DynamoDB server (or uses one given by
+URL), the tables from :mod:`chalicelib.tables`, the app's environment, the app itself
+(imported from ``app.py`` or a ``module:attr`` spec), the :class:`~local.gateway.Gateway`
+and the :class:`~local.poller.StreamPoller`. The environment is set before the app is
+imported because ``@app.on_dynamodb_record`` reads its stream ARN at import time.
+
+:func:`app_environment` and :func:`load_app` are also what a test uses to run the real
+``app.py`` behind an in-process gateway (see docs/local.md, "From tests").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from chalicelib.tables import create_tables
+from local.dynamodb_server import DynamoDBServer
+from local.gateway import Gateway
+from local.poller import StreamPoller
+from local.settings import Faults, GatewaySettings
+
+log = logging.getLogger("local.stack")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# For local runs only: >= 32 bytes as the app requires, and named so that nobody can
+# mistake it for a real secret. `python -m local token` signs with the same default.
+DEFAULT_JWT_SECRET = "streamer-local-development-secret-never-deploy"
+DEFAULT_TABLE_PREFIX = "streamer_"
+DEFAULT_REGION = "us-east-1"
+
+
+def jwt_secret(env: MutableMapping[str, str] | None = None) -> str:
+    """``JWT_SECRET`` from the environment, else the documented development default."""
+    env = os.environ if env is None else env
+    return env.get("JWT_SECRET") or DEFAULT_JWT_SECRET
+
+
+def load_app(spec: str = "app:app") -> Any:
+    """Import ``module:attr`` (the repository root first on ``sys.path``); the Chalice app."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise ValueError(f"app spec must be module[:attr], got {spec!r}")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    module = importlib.import_module(module_name)
+    app = getattr(module, attr or "app", None)
+    if app is None or not hasattr(app, "websocket_handlers"):
+        raise ValueError(f"{spec!r} does not name a Chalice app")
+    return app
+
+
+def app_environment(
+    *,
+    dynamodb_endpoint_url: str,
+    table_prefix: str,
+    ws_endpoint_url: str,
+    secret: str,
+    stream_arns: dict[str, str],
+    region: str = DEFAULT_REGION,
+) -> dict[str, str]:
+    """The environment the app reads at its first invocation, for the local servers."""
+    values = {
+        "JWT_SECRET": secret,
+        "TABLE_PREFIX": table_prefix,
+        "DYNAMODB_ENDPOINT_URL": dynamodb_endpoint_url,
+        "WS_ENDPOINT_URL": ws_endpoint_url,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        # Dummy credentials: every endpoint is local, and nothing may reach real AWS.
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+    }
+    if "requests" in stream_arns:
+        values["REQUESTS_STREAM_ARN"] = stream_arns["requests"]
+    return values
+
+
+@dataclass
+class StackOptions:
+    """What ``python -m local`` was asked for (see local/cli.py for the flags)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    app_spec: str = "app:app"
+    table_prefix: str = DEFAULT_TABLE_PREFIX
+    secret: str = DEFAULT_JWT_SECRET
+    region: str = DEFAULT_REGION
+    dynamodb_endpoint_url: str | None = None
+    settings: GatewaySettings = field(default_factory=GatewaySettings)
+    faults: Faults = field(default_factory=Faults)
+
+
+class LocalStack:
+    """Start and stop every local piece, in dependency order."""
+
+    def __init__(self, options: StackOptions, env: MutableMapping[str, str] | None = None) -> None:
+        self.options = options
+        self.env = os.environ if env is None else env
+        self.dynamodb: DynamoDBServer | None = None
+        self.gateway: Gateway | None = None
+        self.poller: StreamPoller | None = None
+
+    async def start(self) -> Gateway:
+        opts = self.options
+        endpoint = opts.dynamodb_endpoint_url
+        if endpoint is None:
+            self.dynamodb = DynamoDBServer()
+            endpoint = await asyncio.to_thread(self.dynamodb.start)
+        self.env.pop("AWS_PROFILE", None)
+        http_base = f"http://{opts.host}:{opts.port}/{opts.settings.stage}"
+        values = app_environment(
+            dynamodb_endpoint_url=endpoint, table_prefix=opts.table_prefix,
+            ws_endpoint_url=http_base, secret=opts.secret, stream_arns={}, region=opts.region,
+        )
+        self.env.update(values)
+        client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=opts.region)
+        try:
+            arns = await asyncio.to_thread(create_tables, client, opts.table_prefix)
+        finally:
+            client.close()
+        if "requests" in arns:
+            self.env["REQUESTS_STREAM_ARN"] = arns["requests"]
+        app = load_app(opts.app_spec)
+        self.gateway = Gateway(app, opts.host, opts.port, opts.settings, opts.faults, opts.region)
+        await self.gateway.start()
+        # With port 0 the URL is known only now; no invocation has run yet (the loop
+        # has not turned since the socket was bound), and the app reads it lazily.
+        self.env["WS_ENDPOINT_URL"] = self.gateway.connections_url
+        self.poller = StreamPoller(
+            app, endpoint, opts.table_prefix,
+            redeliver_fraction=opts.faults.redeliver_fraction, seed=opts.faults.seed,
+            region_name=opts.region,
+        )
+        await self.poller.start()
+        return self.gateway
+
+    async def stop(self) -> None:
+        if self.poller is not None:
+            await self.poller.stop()
+            self.poller.close()
+            self.poller = None
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.gateway = None
+        if self.dynamodb is not None:
+            await asyncio.to_thread(self.dynamodb.stop)
+            self.dynamodb = None
