@@ -19,18 +19,19 @@ batches (see :mod:`local.poller_lambda` for the event), the way AWS Lambda does:
 - **At least once.** Nothing is passed over until the batch that holds it succeeded or
   was given up. A raising handler fails the whole batch; a ``batchItemFailures``
   answer checkpoints before the failed record with the lowest sequence number and
-  re-sends from there. A batch whose first record failed ``max_retries + 1`` times is
-  given up: logged, and kept in :attr:`StreamPoller.dropped` (Lambda's on-failure
-  destination).
+  re-sends from there. Once ``max_retries + 1`` invocations in a row failed at the
+  same record, that record and the rest of its batch are given up: logged, and kept
+  in :attr:`StreamPoller.dropped` (Lambda's on-failure destination).
 - **Redelivery switch.** ``redeliver_fraction`` (0 to 1, ``seed`` for a repeatable
   choice, 1.0 for every record) sends that share of successfully handled records once
   more, in the next batch of their shard, with the same ``eventID`` and sequence
   number, as a retried batch does on AWS. Handlers must be idempotent.
 
-Two ways to drive it: :meth:`StreamPoller.start` / :meth:`StreamPoller.stop` run a
-background task in the caller's asyncio loop (blocking calls and handlers run in
-worker threads); :meth:`StreamPoller.poll_once` and :meth:`StreamPoller.drain` are
-synchronous, for tests.
+Shard reading lives in :mod:`local.poller_shards`, the Lambda event and response rules
+in :mod:`local.poller_lambda`. Two ways to drive it: :meth:`StreamPoller.start` and
+:meth:`StreamPoller.stop` run a background task in the caller's asyncio loop (blocking
+calls and handlers run in worker threads); :meth:`StreamPoller.poll_once` and
+:meth:`StreamPoller.drain` are synchronous, for tests.
 """
 
 from __future__ import annotations
@@ -41,9 +42,8 @@ import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -56,15 +56,13 @@ from local.poller_lambda import (
     LambdaContext,
     first_failed_index,
     lambda_event,
-    lambda_record,
-    record_size,
     table_name_from_stream_arn,
 )
+from local.poller_shards import PendingRecord, Shard, StreamReader
 
 logger = logging.getLogger(__name__)
 
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
-GET_RECORDS_LIMIT = 1000
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's cap on one invocation's payload
 SHARD_REFRESH_SECONDS = 10.0
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -96,41 +94,11 @@ class PollStats:
 
 
 @dataclass
-class _Pending:
-    record: dict[str, Any]
-    sequence_number: str
-    size: int
-    fetched_at: float
-    redelivery: bool = False
-
-
-@dataclass
-class _Shard:
-    shard_id: str
-    parent_id: str | None
-    start_type: str
-    iterator: str | None = None
-    opened: bool = False
-    closed: bool = False
-    last_fetched: str | None = None
-    failing: str | None = None  # sequence number the last failed invocation resumes at
-    failures: int = 0  # failed invocations that resumed at ``failing``
-    pending: deque[_Pending] = field(default_factory=deque)
-
-    @property
-    def finished(self) -> bool:
-        return self.closed and not self.pending
-
-
-@dataclass
 class _Subscription:
     config: DynamoDBEventConfig
     handler: Handler
     table_name: str
-    stream_arn: str
-    shards: dict[str, _Shard] = field(default_factory=dict)
-    refreshed_at: float = 0.0
-    shard_closed: bool = False  # a shard ended: look for its children now
+    reader: StreamReader
 
     @property
     def name(self) -> str:
@@ -209,12 +177,10 @@ class StreamPoller:
             now = time.monotonic()
             totals = [0, 0, 0]
             for subscription in subscriptions:
-                stale = now - subscription.refreshed_at >= SHARD_REFRESH_SECONDS
-                if stale or subscription.shard_closed:
-                    self._refresh_shards(subscription, initial=False)
-                for shard in list(subscription.shards.values()):
-                    if not self._readable(subscription, shard):
-                        continue
+                reader = subscription.reader
+                if reader.shard_closed or now - reader.refreshed_at >= SHARD_REFRESH_SECONDS:
+                    reader.refresh()
+                for shard in reader.readable():
                     fetched, invoked, failed = self._poll_shard(subscription, shard, flush)
                     totals[0] += fetched
                     totals[1] += invoked
@@ -285,7 +251,7 @@ class StreamPoller:
                 if isinstance(config, DynamoDBEventConfig)
             ]
             for subscription in subscriptions:
-                self._refresh_shards(subscription, initial=True)
+                subscription.reader.refresh(initial=True)
             if not subscriptions:
                 logger.info("stream poller: the app has no on_dynamodb_record handlers")
             self._subscriptions = subscriptions
@@ -316,12 +282,14 @@ class StreamPoller:
                 "stream poller: %s <- %s (batch %s, %s)",
                 config.name, stream_arn, config.batch_size, config.starting_position,
             )
-            return _Subscription(
-                config=config,
-                handler=self.app.handler_map[config.name],
-                table_name=table_name,
-                stream_arn=stream_arn,
+            reader = StreamReader(
+                self._streams,
+                stream_arn,
+                event_source_arn=str(config.stream_arn),
+                starting_position=str(config.starting_position),
+                batch_size=int(config.batch_size),
             )
+            return _Subscription(config, self.app.handler_map[config.name], table_name, reader)
         raise PollerConfigError(
             f"handler {config.name!r}: no table with a stream named "
             f"{' or '.join(candidates)} on {self.endpoint_url}"
@@ -338,55 +306,10 @@ class StreamPoller:
         enabled = table.get("StreamSpecification", {}).get("StreamEnabled", arn is not None)
         return str(arn) if arn and enabled else None
 
-    def _refresh_shards(self, subscription: _Subscription, *, initial: bool) -> None:
-        """Learn the stream's shards; new ones after the first look start at the top."""
-        kwargs: dict[str, Any] = {"StreamArn": subscription.stream_arn}
-        while True:
-            description = self._streams.describe_stream(**kwargs)["StreamDescription"]
-            for shard in description.get("Shards", []):
-                shard_id = shard["ShardId"]
-                if shard_id in subscription.shards:
-                    continue
-                closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
-                start_type = "TRIM_HORIZON"
-                if initial:
-                    start_type = str(subscription.config.starting_position)
-                state = _Shard(shard_id, shard.get("ParentShardId"), start_type)
-                if start_type == "LATEST" and closed:
-                    state.opened = state.closed = True  # nothing will ever come after LATEST
-                elif start_type == "LATEST":
-                    self._open(subscription, state)  # now: later writes must be seen
-                subscription.shards[shard_id] = state
-            last = description.get("LastEvaluatedShardId")
-            if not last:
-                break
-            kwargs["ExclusiveStartShardId"] = last
-        subscription.refreshed_at = time.monotonic()
-        subscription.shard_closed = False
-
-    def _open(self, subscription: _Subscription, shard: _Shard) -> None:
-        kwargs: dict[str, Any] = {
-            "StreamArn": subscription.stream_arn,
-            "ShardId": shard.shard_id,
-            "ShardIteratorType": shard.start_type,
-        }
-        if shard.last_fetched is not None:
-            kwargs["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
-            kwargs["SequenceNumber"] = shard.last_fetched
-        shard.iterator = self._streams.get_shard_iterator(**kwargs)["ShardIterator"]
-        shard.opened = True
-
-    @staticmethod
-    def _readable(subscription: _Subscription, shard: _Shard) -> bool:
-        if shard.finished:
-            return False
-        parent = subscription.shards.get(shard.parent_id or "")
-        return parent is None or parent.finished
-
     def _poll_shard(
-        self, subscription: _Subscription, shard: _Shard, flush: bool
+        self, subscription: _Subscription, shard: Shard, flush: bool
     ) -> tuple[int, int, int]:
-        fetched = self._fill(subscription, shard)
+        fetched = subscription.reader.fill(shard)
         if not shard.pending:
             return fetched, 0, 0
         window = float(subscription.config.maximum_batching_window_in_seconds or 0)
@@ -396,45 +319,8 @@ class StreamPoller:
         failed = not self._deliver(subscription, shard)
         return fetched, 1, int(failed)
 
-    def _fill(self, subscription: _Subscription, shard: _Shard) -> int:
-        """Read the shard until a batch is full or the shard has nothing more now."""
-        fetched = 0
-        while len(shard.pending) < subscription.config.batch_size and not shard.closed:
-            if not shard.opened:
-                self._open(subscription, shard)
-            try:
-                wanted = subscription.config.batch_size - len(shard.pending)
-                response = self._streams.get_records(
-                    ShardIterator=shard.iterator, Limit=min(GET_RECORDS_LIMIT, wanted)
-                )
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code")
-                if code == "ExpiredIteratorException":
-                    self._open(subscription, shard)  # resume after the last record read
-                    continue
-                if code == "TrimmedDataAccessException":
-                    logger.error("stream poller: %s lost trimmed records", subscription.name)
-                    shard.last_fetched, shard.start_type = None, "TRIM_HORIZON"
-                    self._open(subscription, shard)
-                    continue
-                raise
-            now = time.monotonic()
-            for raw in response.get("Records", []):
-                record = lambda_record(raw, str(subscription.config.stream_arn))
-                sequence = record["dynamodb"]["SequenceNumber"]
-                shard.pending.append(_Pending(record, sequence, record_size(record), now))
-                shard.last_fetched = sequence
-                fetched += 1
-            shard.iterator = response.get("NextShardIterator")
-            if shard.iterator is None:
-                shard.closed = subscription.shard_closed = True
-                logger.info("stream poller: shard %s is closed", shard.shard_id)
-            if not response.get("Records"):
-                break
-        return fetched
-
-    def _take_batch(self, subscription: _Subscription, shard: _Shard) -> list[_Pending]:
-        batch: list[_Pending] = []
+    def _take_batch(self, subscription: _Subscription, shard: Shard) -> list[PendingRecord]:
+        batch: list[PendingRecord] = []
         size = 0
         for pending in shard.pending:
             if len(batch) >= subscription.config.batch_size:
@@ -445,7 +331,7 @@ class StreamPoller:
             size += pending.size
         return batch
 
-    def _deliver(self, subscription: _Subscription, shard: _Shard) -> bool:
+    def _deliver(self, subscription: _Subscription, shard: Shard) -> bool:
         """Invoke the handler with the shard's next batch; ``True`` if all of it succeeded."""
         batch = self._take_batch(subscription, shard)
         sequences = [pending.sequence_number for pending in batch]
@@ -468,7 +354,7 @@ class StreamPoller:
         return failed_at is None
 
     def _invoke(
-        self, subscription: _Subscription, batch: list[_Pending], sequences: list[str]
+        self, subscription: _Subscription, batch: list[PendingRecord], sequences: list[str]
     ) -> int | None:
         config = subscription.config
         region, account = str(config.stream_arn).split(":")[3:5]
@@ -497,12 +383,14 @@ class StreamPoller:
             )
         return failed_at
 
-    def _give_up(self, subscription: _Subscription, shard: _Shard, batch: list[_Pending]) -> None:
+    def _give_up(
+        self, subscription: _Subscription, shard: Shard, batch: list[PendingRecord]
+    ) -> None:
         for _ in batch:
             shard.pending.popleft()
         dropped = DroppedBatch(
             handler=subscription.name,
-            stream_arn=subscription.stream_arn,
+            stream_arn=subscription.reader.stream_arn,
             shard_id=shard.shard_id,
             records=tuple(pending.record for pending in batch),
             attempts=shard.failures,
@@ -517,13 +405,13 @@ class StreamPoller:
         )
 
     def _schedule_redelivery(
-        self, subscription: _Subscription, shard: _Shard, succeeded: list[_Pending]
+        self, subscription: _Subscription, shard: Shard, succeeded: list[PendingRecord]
     ) -> None:
         """Queue chosen records again, ahead of the rest, so they keep stream order."""
         if self.redeliver_fraction <= 0.0:
             return
         again = [
-            _Pending(p.record, p.sequence_number, p.size, p.fetched_at, redelivery=True)
+            PendingRecord(p.record, p.sequence_number, p.size, p.fetched_at, redelivery=True)
             for p in succeeded
             if not p.redelivery and self._random.random() < self.redeliver_fraction
         ]

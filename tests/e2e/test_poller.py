@@ -9,6 +9,7 @@ the poller synchronously with ``drain``/``poll_once``, except the one asyncio te
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import threading
 import time
@@ -21,6 +22,7 @@ from chalice.app import Chalice
 
 from local.poller import PollerConfigError, StreamPoller
 from local.poller_lambda import first_failed_index
+from local.poller_shards import StreamReader
 
 Behaviour = Callable[[list[dict[str, Any]]], Any]  # gets the records, answers
 
@@ -419,6 +421,106 @@ def test_an_arn_with_another_prefix_falls_back_to_the_local_prefix(
     put(dynamodb_client, table_prefix, "x")
     poller.drain()
     assert [r["eventSourceARN"] for r in seen.records] == [arn]
+
+
+class ScriptedStreams:
+    """A DynamoDB Streams client over fixed shards (moto's streams have only one).
+
+    ``shards`` maps a shard id to its parent and its sequence numbers; a shard listed in
+    ``closed`` ends after its records. ``describe_stream`` pages one shard at a time.
+    """
+
+    def __init__(self, shards: dict[str, tuple[str | None, list[str]]], closed: set[str]):
+        self.shards = shards
+        self.closed = closed
+
+    def describe_stream(self, StreamArn: str, ExclusiveStartShardId: str = "") -> Any:
+        ids = list(self.shards)
+        start = ids.index(ExclusiveStartShardId) + 1 if ExclusiveStartShardId else 0
+        shard_id = ids[start]
+        parent, sequences = self.shards[shard_id]
+        listed: dict[str, Any] = {
+            "ShardId": shard_id,
+            "SequenceNumberRange": {"StartingSequenceNumber": sequences[0]},
+        }
+        if parent is not None:
+            listed["ParentShardId"] = parent
+        if shard_id in self.closed:
+            listed["SequenceNumberRange"]["EndingSequenceNumber"] = sequences[-1]
+        description: dict[str, Any] = {"Shards": [listed]}
+        if start + 1 < len(ids):
+            description["LastEvaluatedShardId"] = shard_id
+        return {"StreamDescription": description}
+
+    def get_shard_iterator(
+        self, StreamArn: str, ShardId: str, ShardIteratorType: str, SequenceNumber: str = ""
+    ) -> Any:
+        sequences = self.shards[ShardId][1]
+        position = {"TRIM_HORIZON": 0, "LATEST": len(sequences)}.get(ShardIteratorType)
+        if position is None:
+            position = sequences.index(SequenceNumber) + 1
+        return {"ShardIterator": f"{ShardId}|{position}"}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> Any:
+        shard_id, start = ShardIterator.split("|")
+        sequences = self.shards[shard_id][1]
+        chosen = sequences[int(start) : int(start) + Limit]
+        end = int(start) + len(chosen)
+        records = [
+            {
+                "eventID": f"e{sequence}",
+                "eventName": "INSERT",
+                "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": datetime.datetime.now(datetime.UTC),
+                    "Keys": {"request_id": {"S": sequence}},
+                    "SequenceNumber": sequence,
+                    "SizeBytes": 10,
+                    "StreamViewType": "KEYS_ONLY",
+                },
+            }
+            for sequence in chosen
+        ]
+        response: dict[str, Any] = {"Records": records}
+        if not (shard_id in self.closed and end == len(sequences)):
+            response["NextShardIterator"] = f"{shard_id}|{end}"
+        return response
+
+
+def read_passes(reader: StreamReader, passes: int) -> list[list[str]]:
+    """What each pass over the readable shards read (and handled at once)."""
+    seen = []
+    for _ in range(passes):
+        got: list[str] = []
+        for shard in reader.readable():
+            reader.fill(shard)
+            got.extend(pending.sequence_number for pending in shard.pending)
+            shard.pending.clear()
+        seen.append(got)
+    return seen
+
+
+def test_a_child_shard_is_read_only_after_its_closed_parent() -> None:
+    """From ``TRIM_HORIZON`` a closed parent is read to its end before its child starts."""
+    streams = ScriptedStreams(
+        {"child": ("parent", ["3", "4"]), "parent": (None, ["1", "2"])}, closed={"parent"}
+    )
+    reader = StreamReader(streams, "arn:stream", "arn:configured", "TRIM_HORIZON", 10)
+    reader.refresh(initial=True)
+    assert set(reader.shards) == {"parent", "child"}
+    assert read_passes(reader, 3) == [["1", "2"], ["3", "4"], []]
+    assert reader.shards["parent"].finished and not reader.shards["child"].finished
+
+
+def test_latest_skips_closed_shards_and_reads_new_records_of_open_ones() -> None:
+    """From ``LATEST`` a closed shard is skipped and an open one yields only new records."""
+    streams = ScriptedStreams(
+        {"parent": (None, ["1", "2"]), "child": ("parent", ["3"])}, closed={"parent"}
+    )
+    reader = StreamReader(streams, "arn:stream", "arn:configured", "LATEST", 10)
+    reader.refresh(initial=True)
+    streams.shards["child"][1].append("4")
+    assert read_passes(reader, 2) == [["4"], []]
 
 
 @pytest.mark.parametrize(
