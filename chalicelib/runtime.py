@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ def streamer() -> Streamer:
         return _instance
 
 
-def build() -> Streamer:
+def build(env: Mapping[str, str] = os.environ) -> Streamer:
+    """A Streamer wired to DynamoDB and the Management API from ``env``'s settings."""
     import boto3
     from botocore.config import Config
 
@@ -36,7 +38,7 @@ def build() -> Streamer:
     from chalicelib.settings import Settings
     from chalicelib.storage import DynamoStorage
 
-    settings = Settings.from_env(os.environ)
+    settings = Settings.from_env(env)
     dynamodb = boto3.client(
         "dynamodb",
         endpoint_url=settings.dynamodb_endpoint_url,

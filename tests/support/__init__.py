@@ -1,0 +1,1 @@
+"""Test support: in-memory fakes, a recording @connections sink, fixtures' helpers."""

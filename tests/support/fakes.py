@@ -1,0 +1,111 @@
+"""In-memory fakes of Streamer's outside services, for unit tests of the pure core.
+
+:class:`FakeStorage` follows the same contract as ``DynamoStorage``; the contract
+tests in tests/functional/test_storage_contract.py run against both, so they cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from chalicelib.errors import GoneError, LimitExceeded
+from chalicelib.model import Connection, channel_key, shard_of
+
+
+class FakeStorage:
+    def __init__(self, shards: int = 4, clock: Callable[[], float] = time.time) -> None:
+        self.shards = shards
+        self.clock = clock
+        self.connections: dict[str, Connection] = {}
+        # channel_key -> {connection_id: expires_at}
+        self.subscriptions: dict[str, dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def put_connection(self, connection: Connection) -> None:
+        with self._lock:
+            self.connections[connection.connection_id] = connection
+
+    def get_connection(self, connection_id: str) -> Connection | None:
+        connection = self.connections.get(connection_id)
+        if connection is None or connection.expires_at <= self.clock():
+            return None
+        return connection
+
+    def user_connections(self, tenant_id: str, user_id: str) -> list[str]:
+        now = self.clock()
+        return sorted(
+            c.connection_id for c in self.connections.values()
+            if c.tenant_id == tenant_id and c.user_id == user_id and c.expires_at > now
+        )
+
+    def _key(self, connection: Connection, channel: str) -> str:
+        return channel_key(connection.tenant_id, channel,
+                           shard_of(connection.connection_id, self.shards))
+
+    def subscribe(self, connection: Connection, channel: str, limit: int) -> bool:
+        with self._lock:
+            stored = self.connections.get(connection.connection_id)
+            if stored is None:
+                raise LimitExceeded("connection is gone")
+            rows = self.subscriptions.setdefault(self._key(connection, channel), {})
+            if connection.connection_id in rows:
+                return False
+            if stored.subscription_count >= limit:
+                raise LimitExceeded(f"at most {limit} subscriptions per connection")
+            rows[connection.connection_id] = connection.expires_at
+            self.connections[connection.connection_id] = _with_count(
+                stored, stored.subscription_count + 1)
+            return True
+
+    def unsubscribe(self, connection: Connection, channel: str) -> bool:
+        with self._lock:
+            rows = self.subscriptions.get(self._key(connection, channel), {})
+            if rows.pop(connection.connection_id, None) is None:
+                return False
+            stored = self.connections.get(connection.connection_id)
+            if stored is not None:
+                self.connections[connection.connection_id] = _with_count(
+                    stored, max(0, stored.subscription_count - 1))
+            return True
+
+    def subscribers(self, tenant_id: str, channel: str) -> list[str]:
+        now = self.clock()
+        ids: list[str] = []
+        for shard in range(self.shards):
+            rows = self.subscriptions.get(channel_key(tenant_id, channel, shard), {})
+            ids.extend(cid for cid, expires in rows.items() if expires > now)
+        return ids
+
+    def remove_connection(self, connection_id: str) -> Connection | None:
+        with self._lock:
+            for rows in self.subscriptions.values():
+                rows.pop(connection_id, None)
+            return self.connections.pop(connection_id, None)
+
+
+def _with_count(connection: Connection, count: int) -> Connection:
+    return Connection(
+        connection_id=connection.connection_id, user_id=connection.user_id,
+        tenant_id=connection.tenant_id, permissions=connection.permissions,
+        connected_at_ms=connection.connected_at_ms,
+        token_expires_at=connection.token_expires_at, expires_at=connection.expires_at,
+        subscription_count=count,
+    )
+
+
+class RecordingSender:
+    """A Sender that records posts and answers 410 for the ids in ``gone``."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, bytes]] = []
+        self.gone: set[str] = set()
+        self._lock = threading.Lock()
+
+    def post(self, connection_id: str, data: bytes) -> None:
+        if connection_id in self.gone:
+            raise GoneError(connection_id)
+        with self._lock:
+            self.posts.append((connection_id, data))
