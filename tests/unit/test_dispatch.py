@@ -1,0 +1,204 @@
+"""Unit tests for chalicelib.dispatch: the action table, permissions and frame ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import chalicelib.actions  # noqa: F401  (registers the built-in actions)
+from chalicelib.auth import Identity
+from chalicelib.dispatch import ActionContext, ActionTable, Reply, actions, run
+from chalicelib.errors import BadRequest, Forbidden, FrameError, NotFound, UnknownAction
+from chalicelib.model import Connection, Outgoing
+from chalicelib.protocol import Frame, parse_frame, pong
+from chalicelib.settings import Settings
+from chalicelib.storage import Storage
+
+
+class FakeServices:
+    """Services for actions that touch nothing but replies; records them."""
+
+    storage: Storage  # never used by these tests
+
+    def __init__(self) -> None:
+        self.settings = Settings(jwt_secret="s" * 32)
+        self.replies: list[tuple[str, dict[str, Any]]] = []
+
+    def now(self) -> float:
+        return 1_700_000_000.0
+
+    def reply(self, connection_id: str, frame: dict[str, Any]) -> None:
+        self.replies.append((connection_id, frame))
+
+    def prepare_message(self, tenant_id: str, user_id: str, channel: str,
+                        data: Any) -> Outgoing:
+        raise AssertionError("not used")
+
+    def fan_out(self, message: Outgoing, exclude: str | None = None) -> None:
+        raise AssertionError("not used")
+
+
+def context(*permissions: str) -> ActionContext:
+    identity = Identity(user_id="u1", tenant_id="acme", permissions=frozenset(permissions),
+                        expires_at=2_000_000_000, issued_at=0)
+    conn = Connection.open("c1", identity, now=1_700_000_000.0, ttl_seconds=60)
+    return ActionContext(connection=conn, services=FakeServices(), request_id="req-1")
+
+
+def frame(action: str, frame_id: str | None = "f1") -> Frame:
+    return Frame(action=action, id=frame_id, body={"action": action})
+
+
+def test_registered_action_is_found() -> None:
+    """A decorated handler is found by its action name and returned unchanged."""
+    table = ActionTable()
+
+    def hello(ctx: ActionContext, fr: Frame) -> Reply:
+        return {"type": "hello"}
+
+    assert table.action("hello", permission="read")(hello) is hello
+    found = table.get(frame("hello"))
+    assert (found.name, found.handler, found.permission) == ("hello", hello, "read")
+    assert table.names() == ["hello"]
+
+
+def test_duplicate_registration_is_value_error() -> None:
+    """Registering an action name twice raises ValueError naming it."""
+    table = ActionTable()
+    table.action("x")(lambda ctx, fr: None)
+    with pytest.raises(ValueError, match="'x'"):
+        table.action("x", permission="write")(lambda ctx, fr: None)
+
+
+def test_unknown_action_carries_frame_id() -> None:
+    """An unregistered action is UnknownAction with the frame's id."""
+    table = ActionTable()
+    with pytest.raises(UnknownAction) as info:
+        table.get(frame("nope", "q7"))
+    assert info.value.frame_id == "q7"
+    assert info.value.code == "unknown_action"
+    assert "nope" in info.value.message
+
+
+def test_unknown_action_message_is_bounded() -> None:
+    """The unknown_action message quotes at most 64 characters of the action."""
+    with pytest.raises(UnknownAction) as info:
+        ActionTable().get(frame("a" * 500))
+    assert "a" * 64 in info.value.message
+    assert "a" * 65 not in info.value.message
+
+
+def test_run_returns_handler_reply() -> None:
+    """run() calls the handler with the context and frame and returns its reply."""
+    table = ActionTable()
+    seen: list[tuple[ActionContext, Frame]] = []
+
+    @table.action("echo")
+    def echo(ctx: ActionContext, fr: Frame) -> Reply:
+        seen.append((ctx, fr))
+        return {"type": "echo", "id": fr.id}
+
+    ctx, fr = context(), frame("echo")
+    assert run(table.get(fr), ctx, fr) == {"type": "echo", "id": "f1"}
+    assert seen == [(ctx, fr)]
+
+
+def test_run_refuses_missing_permission_without_calling_handler() -> None:
+    """Without the action's permission, run() raises Forbidden with the frame id, and the
+    handler never runs."""
+    table = ActionTable()
+    calls: list[Frame] = []
+
+    @table.action("publish", permission="write")
+    def publish(ctx: ActionContext, fr: Frame) -> Reply:
+        calls.append(fr)
+        return None
+
+    fr = frame("publish", "m1")
+    with pytest.raises(Forbidden) as info:
+        run(table.get(fr), context("read"), fr)
+    assert info.value.message == "write permission required"
+    assert info.value.frame_id == "m1"
+    assert info.value.code == "forbidden"
+    assert calls == []
+    assert run(table.get(fr), context("read", "write"), fr) is None
+    assert calls == [fr]
+
+
+def test_action_without_permission_runs_for_anyone() -> None:
+    """An action registered without a permission runs for a powerless connection."""
+    table = ActionTable()
+    table.action("open")(lambda ctx, fr: {"type": "ok"})
+    assert run(table.get(frame("open")), context(), frame("open")) == {"type": "ok"}
+
+
+def test_frame_error_from_handler_gets_frame_id() -> None:
+    """A FrameError raised without an id by a handler is given the frame's id."""
+    table = ActionTable()
+
+    @table.action("bad")
+    def bad(ctx: ActionContext, fr: Frame) -> Reply:
+        raise BadRequest("field 'channel' is required")
+
+    with pytest.raises(BadRequest) as info:
+        run(table.get(frame("bad", "b1")), context(), frame("bad", "b1"))
+    assert info.value.frame_id == "b1"
+
+
+def test_frame_error_keeps_its_own_id() -> None:
+    """A FrameError that already names an id keeps it."""
+    table = ActionTable()
+
+    @table.action("lookup")
+    def lookup(ctx: ActionContext, fr: Frame) -> Reply:
+        raise NotFound("no such request", "other-id")
+
+    with pytest.raises(NotFound) as info:
+        run(table.get(frame("lookup", "l1")), context(), frame("lookup", "l1"))
+    assert info.value.frame_id == "other-id"
+
+
+def test_other_exceptions_pass_through_unchanged() -> None:
+    """run() does not wrap or swallow non-FrameError exceptions."""
+    table = ActionTable()
+    boom = RuntimeError("boom")
+
+    @table.action("crash")
+    def crash(ctx: ActionContext, fr: Frame) -> Reply:
+        raise boom
+
+    with pytest.raises(RuntimeError) as info:
+        run(table.get(frame("crash")), context(), frame("crash"))
+    assert info.value is boom
+    assert not isinstance(info.value, FrameError)
+
+
+def test_context_reply_goes_to_own_connection() -> None:
+    """ActionContext.reply sends the frame to the context's connection."""
+    ctx = context()
+    ctx.reply({"type": "ack"})
+    assert isinstance(ctx.services, FakeServices)
+    assert ctx.services.replies == [("c1", {"type": "ack"})]
+
+
+def test_builtin_actions_are_exactly_the_protocol_ones() -> None:
+    """The shared table holds ping, subscribe, unsubscribe and publish, with their
+    PROTOCOL.md permissions."""
+    assert actions.names() == ["ping", "publish", "subscribe", "unsubscribe"]
+    permissions = {name: actions.get(frame(name)).permission for name in actions.names()}
+    assert permissions == {"ping": None, "subscribe": "read", "unsubscribe": None,
+                           "publish": "write"}
+
+
+def test_builtin_ping_replies_pong_with_id() -> None:
+    """The built-in ping answers pong with the frame id, for any connection."""
+    fr = parse_frame('{"action": "ping", "id": "p1"}')
+    assert run(actions.get(fr), context(), fr) == pong("p1")
+
+
+def test_builtin_publish_needs_write() -> None:
+    """The built-in publish refuses a read-only connection before touching services."""
+    fr = parse_frame('{"action": "publish", "id": "m1", "channel": "c", "data": 1}')
+    with pytest.raises(Forbidden, match="write permission required"):
+        run(actions.get(fr), context("read"), fr)
