@@ -1,0 +1,71 @@
+"""The Streamer service over in-memory fakes: endpoint choice and reply paths."""
+
+from __future__ import annotations
+
+import json
+
+from chalicelib import testing
+from chalicelib.sending import Sender
+from chalicelib.service import Streamer
+from chalicelib.settings import Settings
+from tests.support.fakes import FakeStorage, RecordingSender
+
+SECRET = "unit-test-secret-0123456789abcdefgh"
+
+
+def make(ws_endpoint_url: str | None = None) -> tuple[Streamer, RecordingSender, list[str]]:
+    sender = RecordingSender()
+    endpoints: list[str] = []
+
+    def factory(endpoint: str) -> Sender:
+        endpoints.append(endpoint)
+        return sender
+
+    settings = Settings(jwt_secret=SECRET, ws_endpoint_url=ws_endpoint_url)
+    return Streamer(settings, FakeStorage(), factory), sender, endpoints
+
+
+def connect(streamer: Streamer, connection_id: str) -> None:
+    token = testing.make_token(SECRET, user_id="u", tenant_id="t")
+    assert streamer.connect(testing.connect_event(connection_id, token=token)) == {
+        "statusCode": 200}
+
+
+def test_endpoint_comes_from_the_event_domain_and_stage() -> None:
+    """Without WS_ENDPOINT_URL the sender targets https://{domainName}/{stage} of the event."""
+    streamer, sender, endpoints = make()
+    connect(streamer, "c1")
+    streamer.message(testing.message_event("c1", {"action": "ping"}, domain="x.example",
+                                           stage="prod"))
+    assert endpoints == ["https://x.example/prod"]
+    assert sender.posts == [("c1", b'{"type":"pong"}')]
+
+
+def test_configured_endpoint_wins_over_the_event() -> None:
+    """WS_ENDPOINT_URL, when set, is the endpoint whatever the event says."""
+    streamer, _, endpoints = make("http://127.0.0.1:9/local")
+    connect(streamer, "c1")
+    streamer.message(testing.message_event("c1", {"action": "ping"}))
+    assert endpoints == ["http://127.0.0.1:9/local"]
+
+
+def test_reply_to_a_gone_client_removes_it() -> None:
+    """A 410 on a connection's own reply deletes that connection."""
+    streamer, sender, _ = make()
+    connect(streamer, "c1")
+    sender.gone.add("c1")
+    streamer.message(testing.message_event("c1", {"action": "ping"}))
+    assert streamer.storage.get_connection("c1") is None
+
+
+def test_publish_delivers_to_subscribers_in_memory() -> None:
+    """Subscribe then publish over the fakes delivers one message per subscriber."""
+    streamer, sender, _ = make()
+    for cid in ("a", "b"):
+        connect(streamer, cid)
+        streamer.message(testing.message_event(cid, {"action": "subscribe", "channel": "c"}))
+    sender.posts.clear()
+    streamer.message(testing.message_event("a", {"action": "publish", "channel": "c",
+                                                 "data": 1, "exclude_self": True}))
+    kinds = sorted((cid, json.loads(data)["type"]) for cid, data in sender.posts)
+    assert kinds == [("a", "ack"), ("b", "message")]
