@@ -249,3 +249,9 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# A module-level app for tests that load an app by ``module:attr`` spec, as
+# ``python -m local --app`` does.
+stack_recorder = Recorder()
+stack_app = make_app(stack_recorder)
