@@ -54,7 +54,14 @@ def test_same_channel_in_two_tenants_has_different_keys() -> None:
     assert channel_key("A", "prices", 0) != channel_key("B", "prices", 0)
 
 
-@given(ids, channels, shard_numbers, ids, channels, shard_numbers)
+# Small alphabets (with the separators the charsets do allow) make near-collisions such
+# as ('a.b', 'c') vs ('a', 'b.c') likely, so a weaker separator would be caught.
+near_ids = st.text(alphabet="ab.@-", min_size=1, max_size=4)
+near_channels = st.text(alphabet="ab.:-", min_size=1, max_size=4)
+near_shards = st.integers(min_value=0, max_value=12)
+
+
+@given(near_ids, near_channels, near_shards, near_ids, near_channels, near_shards)
 def test_channel_key_never_collides(t1: str, c1: str, s1: int,
                                     t2: str, c2: str, s2: int) -> None:
     """Distinct (tenant, channel, shard) triples over the valid charsets give distinct keys."""
