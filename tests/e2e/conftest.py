@@ -73,8 +73,11 @@ class Recorder:
     def client(self) -> Any:
         with self._cond:
             if self._client is None:
+                # Under ``python -m local`` the endpoint comes from the environment,
+                # as it does for the real app.
+                endpoint = self.endpoint or os.environ["WS_ENDPOINT_URL"]
                 self._client = boto3.client(
-                    "apigatewaymanagementapi", endpoint_url=self.endpoint,
+                    "apigatewaymanagementapi", endpoint_url=endpoint,
                     config=Config(max_pool_connections=20),
                 )
             return self._client
