@@ -65,6 +65,12 @@ class Frame:
         return value
 
 
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are Python's extension, not JSON (RFC 8259); clients' parsers
+    # would choke on them when the value is forwarded.
+    raise ValueError(f"{name} is not JSON")
+
+
 def _frame_id(obj: dict[str, Any]) -> str | None:
     value = obj.get("id")
     if value is None:
@@ -78,13 +84,18 @@ def parse_frame(body: str | bytes | None) -> Frame:
     """Parse a raw frame, or raise ``FrameError`` (with ``frame_id`` once it is known)."""
     if body is None or body in {"", b""}:
         raise BadRequest("empty frame")
-    raw = body.encode() if isinstance(body, str) else body
+    try:
+        raw = body.encode() if isinstance(body, str) else body
+    except UnicodeEncodeError:
+        raise BadRequest("frame is not valid UTF-8") from None
     if len(raw) > MAX_MESSAGE_BYTES:
         raise TooLarge(f"frame exceeds {MAX_MESSAGE_BYTES} bytes")
     try:
-        obj = json.loads(raw)
+        obj = json.loads(raw, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("frame is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest("frame is nested too deeply") from None
     if not isinstance(obj, dict):
         raise BadRequest("frame must be a JSON object")
     frame_id = _frame_id(obj)
@@ -129,4 +140,10 @@ def message(channel: str, message_id: str, data: Any, user_id: str,
 
 
 def encode(frame: dict[str, Any]) -> bytes:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON. Text holding a lone surrogate (legal as a JSON escape, but
+    not encodable as UTF-8) falls back to ASCII escapes, so every frame can be sent."""
+    try:
+        return json.dumps(frame, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(frame, separators=(",", ":"), allow_nan=False).encode()

@@ -26,8 +26,10 @@ from chalicelib.errors import (
     PayloadTooLarge,
     SendError,
     ServerError,
+    StreamerError,
     ThrottledError,
 )
+from chalicelib.observability import logger
 
 _ERRORS_BY_CODE: dict[str, type[SendError]] = {
     "GoneException": GoneError,
@@ -124,7 +126,7 @@ class Fanout:
                 self._sender.post(connection_id, data)
             except GoneError:
                 report.gone.append(connection_id)
-                self._on_gone(connection_id)
+                self._cleanup(connection_id)
                 return
             except SendError as exc:
                 if not exc.retryable or attempt + 1 == self._max_attempts:
@@ -138,6 +140,14 @@ class Fanout:
                 with self._lock:
                     report.delivered += 1
                 return
+
+    def _cleanup(self, connection_id: str) -> None:
+        try:
+            self._on_gone(connection_id)
+        except StreamerError:
+            # The stale rows stay until their TTL or the next 410; the fan-out goes on.
+            logger.exception("stale connection cleanup failed",
+                             extra={"stale_connection_id": connection_id})
 
     def deliver(self, connection_ids: Iterable[str], data: bytes) -> DeliveryReport:
         report = DeliveryReport()

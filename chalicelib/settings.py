@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from chalicelib.errors import ConfigError
 
 MIN_SECRET_BYTES = 32
-HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+# RFC 7518 section 3.2: an HMAC key at least as long as the hash output.
+HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+HMAC_ALGORITHMS = frozenset(HMAC_KEY_BYTES)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ class Settings:
             raise ConfigError(
                 f"JWT_ALGORITHMS must be a comma-separated subset of {sorted(HMAC_ALGORITHMS)}"
             )
+        needed = max(HMAC_KEY_BYTES[a] for a in algorithms)
+        if len(secret.encode()) < needed:
+            raise ConfigError(f"JWT_SECRET must be at least {needed} bytes for {algorithms}")
         origins = frozenset(
             o.strip() for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
         )
