@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import string
 import zlib
 
@@ -54,14 +55,21 @@ def test_same_channel_in_two_tenants_has_different_keys() -> None:
     assert channel_key("A", "prices", 0) != channel_key("B", "prices", 0)
 
 
-# Small alphabets (with the separators the charsets do allow) make near-collisions such
-# as ('a.b', 'c') vs ('a', 'b.c') likely, so a weaker separator would be caught.
-near_ids = st.text(alphabet="ab.@-", min_size=1, max_size=4)
-near_channels = st.text(alphabet="ab.:-", min_size=1, max_size=4)
-near_shards = st.integers(min_value=0, max_value=12)
+def _strings(alphabet: str, max_len: int) -> list[str]:
+    return ["".join(p) for n in range(1, max_len + 1)
+            for p in itertools.product(alphabet, repeat=n)]
 
 
-@given(near_ids, near_channels, near_shards, near_ids, near_channels, near_shards)
+def test_channel_key_never_collides_exhaustively() -> None:
+    """No two (tenant, channel, shard) triples share a key, over every short name built
+    from the characters most likely to act as separators."""
+    tenants = _strings("a1.@-", 3)
+    names = _strings("a1.:-", 3)
+    keys = {channel_key(t, c, s) for t in tenants for c in names for s in range(12)}
+    assert len(keys) == len(tenants) * len(names) * 12
+
+
+@given(ids, channels, shard_numbers, ids, channels, shard_numbers)
 def test_channel_key_never_collides(t1: str, c1: str, s1: int,
                                     t2: str, c2: str, s2: int) -> None:
     """Distinct (tenant, channel, shard) triples over the valid charsets give distinct keys."""
