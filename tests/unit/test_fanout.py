@@ -270,11 +270,6 @@ def test_report_as_log_counts() -> None:
     assert report.as_log() == {"delivered": 2, "gone": 1, "failed": 2, "retries": 4}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Fanout.send calls on_gone unguarded; when the cleanup raises (in production "
-    "Streamer._forget -> storage.remove_connection -> StorageError) the exception "
-    "escapes deliver(), the remaining recipients are never posted on the serial path "
-    "and the report is lost on both paths"))
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_failing_gone_cleanup_does_not_stop_others(concurrency: int) -> None:
     """A 410 whose cleanup callback raises still leaves every other recipient delivered."""

@@ -165,20 +165,12 @@ def test_parse_frame_on_json_objects(body: dict[str, Any]) -> None:
     assert parsed.body == body
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: parse_frame lets RecursionError escape on deeply nested JSON (json.loads "
-    "raises RecursionError, which is not caught); a client frame like '[' * 100000 "
-    "crashes the $default handler instead of getting bad_request"))
 def test_deeply_nested_json_is_bad_request() -> None:
     """A deeply nested (but small) frame is bad_request, not a RecursionError."""
     with pytest.raises(BadRequest):
         parse_frame("[" * 100_000)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: parse_frame accepts NaN/Infinity/-Infinity, which are not JSON (RFC 8259); "
-    "publish then forwards them and encode() writes 'NaN', which clients' JSON "
-    "parsers reject"))
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_non_json_constants_are_bad_request(constant: str) -> None:
     """NaN and Infinity are not JSON, so a frame holding them is bad_request."""
@@ -186,11 +178,6 @@ def test_non_json_constants_are_bad_request(constant: str) -> None:
         parse_frame('{"action": "publish", "channel": "c", "data": ' + constant + "}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a lone surrogate is accepted into the frame id/action (JSON escape "
-    "'\\ud800'), and every reply that echoes it fails in encode() with "
-    "UnicodeEncodeError; parse_frame(str) with a lone surrogate also raises "
-    "UnicodeEncodeError instead of FrameError"))
 @pytest.mark.parametrize("raw", [
     '{"action": "ping", "id": "\\ud800"}',
     '{"action": "\\udfff"}',
@@ -204,6 +191,26 @@ def test_accepted_frames_can_always_be_answered(raw: str) -> None:
         return
     encode(pong(parsed.id))
     encode(error("unknown_action", f"unknown action '{parsed.action}'", parsed.id))
+
+
+def test_lone_surrogate_in_text_body_is_bad_request() -> None:
+    """A str body that cannot be UTF-8 (a lone surrogate) is bad_request."""
+    with pytest.raises(BadRequest):
+        parse_frame("\ud800")
+
+
+def test_encode_escapes_lone_surrogates() -> None:
+    """A frame holding a lone surrogate is still encoded, as ASCII JSON that round-trips."""
+    data = encode(pong("\ud800"))
+    assert data == b'{"type":"pong","id":"\\ud800"}'
+    assert json.loads(data) == {"type": "pong", "id": "\ud800"}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_encode_refuses_non_json_numbers(value: float) -> None:
+    """encode never writes NaN or Infinity; it raises ValueError instead."""
+    with pytest.raises(ValueError):
+        encode({"type": "message", "data": [value]})
 
 
 # -- Frame accessors ---------------------------------------------------------

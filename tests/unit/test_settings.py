@@ -52,6 +52,7 @@ def test_empty_strings_mean_defaults() -> None:
 def test_every_key_is_read() -> None:
     """Each documented key lands in its field."""
     settings = Settings.from_env(env(
+        JWT_SECRET="s" * 48,
         JWT_ALGORITHMS="HS256, HS384",
         JWT_AUDIENCE="streamer",
         JWT_ISSUER="https://issuer.example",
@@ -127,15 +128,22 @@ def test_all_hmac_algorithms_accepted() -> None:
     assert settings.jwt_algorithms == ("HS512", "HS384", "HS256")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: settings accept HS384/HS512 with a 32-byte JWT_SECRET; RFC 7518 section 3.2 "
-    "requires a key at least as long as the hash (48/64 bytes) and PyJWT emits "
-    "InsecureKeyLengthWarning on every decode"))
 @pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
 def test_secret_shorter_than_hash_refused(algorithm: str) -> None:
     """A secret shorter than the configured HMAC's hash output is refused naming JWT_SECRET."""
     with pytest.raises(ConfigError, match="JWT_SECRET"):
         Settings.from_env({"JWT_SECRET": "s" * 32, "JWT_ALGORITHMS": algorithm})
+
+
+@pytest.mark.parametrize(("algorithms", "key_bytes"), [
+    ("HS256", 32), ("HS384", 48), ("HS512", 64), ("HS256,HS384", 48), ("HS256,HS512", 64)])
+def test_secret_must_cover_the_longest_configured_hash(algorithms: str,
+                                                       key_bytes: int) -> None:
+    """The secret must be as long as the longest configured hash: one byte less is refused."""
+    assert Settings.from_env({"JWT_SECRET": "s" * key_bytes,
+                              "JWT_ALGORITHMS": algorithms}).jwt_secret == "s" * key_bytes
+    with pytest.raises(ConfigError, match="JWT_SECRET"):
+        Settings.from_env({"JWT_SECRET": "s" * (key_bytes - 1), "JWT_ALGORITHMS": algorithms})
 
 
 def test_allowed_origins_parsed_and_trimmed() -> None:
