@@ -94,6 +94,8 @@ def verify_token(settings: Settings, token: str) -> Identity:
                             *(["aud"] if settings.jwt_audience else []),
                             *(["iss"] if settings.jwt_issuer else [])],
                 "verify_aud": settings.jwt_audience is not None,
+                # PROTOCOL.md: aud is checked exactly, so a list holding it is refused.
+                "strict_aud": settings.jwt_audience is not None,
                 "verify_iss": settings.jwt_issuer is not None,
             },
         )

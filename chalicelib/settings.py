@@ -6,12 +6,14 @@ missing or bad key. Nothing else in Streamer reads the environment.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chalicelib.errors import ConfigError
 
 MIN_SECRET_BYTES = 32
+TABLE_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,200}")  # DynamoDB's table-name charset
 # RFC 7518 section 3.2: an HMAC key at least as long as the hash output.
 HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 HMAC_ALGORITHMS = frozenset(HMAC_KEY_BYTES)
@@ -57,9 +59,9 @@ class Settings:
         origins = frozenset(
             o.strip() for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
         )
-        prefix = env.get("TABLE_PREFIX", "streamer_")
-        if not prefix or len(prefix) > 200:
-            raise ConfigError("TABLE_PREFIX must be 1-200 characters")
+        prefix = env.get("TABLE_PREFIX") or "streamer_"
+        if not TABLE_PREFIX_PATTERN.fullmatch(prefix):
+            raise ConfigError("TABLE_PREFIX must be 1-200 characters of [A-Za-z0-9_.-]")
         return cls(
             jwt_secret=secret,
             jwt_algorithms=algorithms,

@@ -396,3 +396,10 @@ def test_auth_errors_never_contain_the_token(tok: str, query: dict[str, str],
         for piece in pieces:
             assert piece not in text
     assert err.__cause__ is None
+
+
+def test_audience_list_is_refused_even_if_it_holds_ours() -> None:
+    """With JWT_AUDIENCE set, aud must be exactly that string, not a list containing it."""
+    settings = replace(SETTINGS, jwt_audience="streamer")
+    assert verify_token(settings, token(claims(aud="streamer"))).user_id == "u1"
+    assert refused(settings, token(claims(aud=["streamer", "other"]))).status == 401

@@ -221,9 +221,9 @@ def test_range_bounds_are_inclusive(key: str, raw: str, field: str, value: float
     assert getattr(Settings.from_env(env(**{key: raw})), field) == value
 
 
-@pytest.mark.parametrize("prefix", ["x" * 201])
-def test_too_long_table_prefix_refused(prefix: str) -> None:
-    """A TABLE_PREFIX over 200 characters is refused naming the key."""
+@pytest.mark.parametrize("prefix", ["x" * 201, "my prefix", "a/b", "t#"])
+def test_bad_table_prefix_refused(prefix: str) -> None:
+    """A TABLE_PREFIX over 200 characters or outside DynamoDB's charset is refused naming it."""
     with pytest.raises(ConfigError, match="TABLE_PREFIX"):
         Settings.from_env(env(TABLE_PREFIX=prefix))
 
@@ -233,3 +233,8 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env(env())
     with pytest.raises(AttributeError):
         settings.max_subscriptions = 5  # type: ignore[misc]
+
+
+def test_empty_table_prefix_means_default() -> None:
+    """An empty TABLE_PREFIX falls back to the default, like every other empty setting."""
+    assert Settings.from_env(env(TABLE_PREFIX="")).table_prefix == "streamer_"
