@@ -1,0 +1,182 @@
+"""The real app's client frames through the gateway (PROTOCOL.md sections 2 and 3).
+
+Replies are not ordered against other frames, so every check correlates by ``id`` or
+``type`` (see :class:`tests.e2e.streamer_fixtures.WsClient`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.streamer_fixtures import StartStreamer, StreamerStack
+
+pytest_plugins = ["tests.e2e.streamer_fixtures"]
+
+QUIET = 0.5  # how long a client must stay silent to count as "received nothing"
+
+
+def _error(frame: dict[str, Any], code: str, frame_id: str | None) -> None:
+    assert frame["type"] == "error", frame
+    assert frame["code"] == code, frame
+    assert isinstance(frame["message"], str) and frame["message"]
+    if frame_id is None:
+        assert "id" not in frame, frame
+    else:
+        assert frame["id"] == frame_id, frame
+
+
+def test_ping_is_answered_with_pong_and_its_id(streamer: StreamerStack) -> None:
+    """``ping`` gets ``pong`` echoing the id, and a plain ``pong`` without one."""
+    client = streamer.client()
+    assert client.call({"action": "ping", "id": "p-1"}) == {"type": "pong", "id": "p-1"}
+    client.send({"action": "ping"})
+    assert client.wait_for(lambda f: f["type"] == "pong") == {"type": "pong"}
+
+
+def test_publish_reaches_every_subscriber_of_the_tenant_only(streamer: StreamerStack) -> None:
+    """A publish reaches both subscribers in the tenant, publisher included; not tenant B."""
+    alice = streamer.client("alice", "acme")
+    bob = streamer.client("bob", "acme")
+    eve = streamer.client("eve", "globex")
+    for client in (alice, bob, eve):
+        client.subscribe("prices")
+    data = {"EURUSD": 1.08, "nested": [1, "two", None]}
+    ack = alice.call({"action": "publish", "id": "m1", "channel": "prices", "data": data})
+    assert ack["type"] == "ack" and ack["action"] == "publish" and ack["channel"] == "prices"
+    message_id = ack["message_id"]
+    for client in (alice, bob):
+        message = client.wait_for(lambda f: f["type"] == "message")
+        assert message["message_id"] == message_id
+        assert message["channel"] == "prices"
+        assert message["data"] == data
+        assert message["sender"] == {"user_id": "alice"}
+        assert isinstance(message["ts"], int)
+    for client in (alice, bob, eve):
+        client.drain(QUIET)
+    assert len(alice.messages()) == len(bob.messages()) == 1
+    assert eve.messages() == []
+
+
+def test_exclude_self_skips_only_the_publisher(streamer: StreamerStack) -> None:
+    """``exclude_self`` keeps the publisher's own copy away; other subscribers get it."""
+    alice = streamer.client("alice")
+    bob = streamer.client("bob")
+    alice.subscribe("news")
+    bob.subscribe("news")
+    ack = alice.call({"action": "publish", "id": "m", "channel": "news", "data": "hi",
+                      "exclude_self": True})
+    assert ack["type"] == "ack"
+    message = bob.wait_for(lambda f: f["type"] == "message")
+    assert message["message_id"] == ack["message_id"]
+    alice.drain(QUIET)
+    assert alice.messages() == []
+
+
+def test_unsubscribe_stops_delivery(streamer: StreamerStack) -> None:
+    """After ``unsubscribe`` (acked, also when repeated) a client gets no more messages."""
+    alice = streamer.client("alice")
+    bob = streamer.client("bob")
+    alice.subscribe("c")
+    bob.subscribe("c")
+    for frame_id in ("u1", "u2"):
+        ack = bob.call({"action": "unsubscribe", "id": frame_id, "channel": "c"})
+        assert ack == {"type": "ack", "id": frame_id, "action": "unsubscribe", "channel": "c"}
+    alice.call({"action": "publish", "id": "m", "channel": "c", "data": 1})
+    alice.wait_for(lambda f: f["type"] == "message")
+    bob.drain(QUIET)
+    assert bob.messages() == []
+
+
+def test_missing_permissions_are_forbidden(streamer: StreamerStack) -> None:
+    """Subscribe without ``read`` and publish without ``write`` answer ``forbidden``."""
+    reader = streamer.client("reader", permissions=("read",))
+    writer = streamer.client("writer", permissions=("write",))
+    _error(reader.call({"action": "publish", "id": "p", "channel": "c", "data": 1}),
+           "forbidden", "p")
+    _error(writer.call({"action": "subscribe", "id": "s", "channel": "c"}), "forbidden", "s")
+    # Both connections stay usable, and what they may do still works.
+    assert reader.subscribe("c")["channel"] == "c"
+    assert writer.call({"action": "publish", "id": "w", "channel": "c", "data": 2})["type"] \
+        == "ack"
+    reader.wait_for(lambda f: f["type"] == "message" and f["data"] == 2)
+    assert streamer.subscribed_ids() == {streamer.connection_id("reader")}
+
+
+@pytest.mark.parametrize(("raw", "code", "frame_id"), [
+    ("this is not json", "bad_request", None),
+    ("[1, 2, 3]", "bad_request", None),
+    ('{"id": "n"}', "bad_request", "n"),
+    ('{"action": "dance", "id": "d"}', "unknown_action", "d"),
+    ('{"action": "subscribe", "id": "c", "channel": "bad channel!"}', "bad_request", "c"),
+    ('{"action": "subscribe", "id": "c", "channel": "tenantB#prices"}', "bad_request", "c"),
+    ('{"action": "subscribe", "id": "m"}', "bad_request", "m"),
+    ('{"action": "publish", "id": "m", "channel": "c"}', "bad_request", "m"),
+    ('{"action": "publish", "id": "x", "channel": "c", "data": 1, "exclude_self": "y"}',
+     "bad_request", "x"),
+    ('{"action": "ping", "id": 7}', "bad_request", None),
+])
+def test_bad_frames_get_error_frames_and_connection_stays_usable(
+        streamer: StreamerStack, raw: str, code: str, frame_id: str | None) -> None:
+    """A bad frame gets an error with the right code (and id); the connection still works."""
+    client = streamer.client()
+    client.send(raw)
+    _error(client.wait_for(lambda f: f["type"] == "error"), code, frame_id)
+    assert client.call({"action": "ping", "id": "after"}) == {"type": "pong", "id": "after"}
+    assert client.subscribe("still-works")["type"] == "ack"
+
+
+def test_binary_frame_is_a_bad_request(streamer: StreamerStack) -> None:
+    """A binary frame answers ``bad_request`` and the connection stays open."""
+    client = streamer.client()
+    client.ws.send(json.dumps({"action": "ping", "id": "b"}).encode())
+    _error(client.wait_for(lambda f: f["type"] == "error"), "bad_request", None)
+    assert client.call({"action": "ping", "id": "p"})["type"] == "pong"
+
+
+def test_subscription_limit_answers_limit_exceeded(start_streamer: StartStreamer) -> None:
+    """With MAX_SUBSCRIPTIONS=2 a third channel is ``limit_exceeded``; freeing one helps."""
+    stack = start_streamer(MAX_SUBSCRIPTIONS="2")
+    client = stack.client()
+    client.subscribe("a")
+    client.subscribe("b")
+    assert client.subscribe("a")["channel"] == "a"  # a repeat is not counted
+    _error(client.call({"action": "subscribe", "id": "c1", "channel": "c"}),
+           "limit_exceeded", "c1")
+    client.call({"action": "unsubscribe", "id": "u", "channel": "b"})
+    assert client.subscribe("c", "c2")["channel"] == "c"
+    channels = sorted(row["channel"]["S"] for row in stack.subscription_rows())
+    assert channels == ["a", "c"]
+
+
+@pytest.mark.parametrize("frame", [
+    {"action": "request", "id": "r", "kind": "echo", "payload": {"x": 1}},
+    {"action": "cancel", "id": "r", "request_id": "abc"},
+    {"action": "status", "id": "r", "request_id": "abc"},
+])
+def test_request_actions_are_not_served_yet(streamer: StreamerStack,
+                                            frame: dict[str, Any]) -> None:
+    """request/cancel/status answer ``unknown_action`` until the processor exists.
+
+    PROTOCOL.md section 4 describes them; update this test when the processor lands.
+    """
+    client = streamer.client()
+    _error(client.call(frame), "unknown_action", "r")
+
+
+def test_expired_token_refuses_actions_but_ping(streamer: StreamerStack) -> None:
+    """Once the token expires, actions answer ``unauthorized``; ``ping`` still works."""
+    client = streamer.open(streamer.token(ttl_seconds=2))
+    client.subscribe("early")
+    time.sleep(max(0.0, client_expiry(streamer) - time.time()) + 0.2)
+    _error(client.call({"action": "subscribe", "id": "late", "channel": "c"}),
+           "unauthorized", "late")
+    assert client.call({"action": "ping", "id": "p"}) == {"type": "pong", "id": "p"}
+
+
+def client_expiry(stack: StreamerStack) -> float:
+    (row,) = stack.connection_rows()
+    return float(row["token_expires_at"]["N"])

@@ -1,0 +1,100 @@
+"""The real app's handshake through the gateway (PROTOCOL.md section 1)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from tests.e2e.streamer_fixtures import SECRET, StartStreamer, StreamerStack
+
+pytest_plugins = ["tests.e2e.streamer_fixtures"]
+
+ALLOWED = "https://app.example.com"
+
+
+def _refused(stack: StreamerStack, token: str | None,
+             headers: dict[str, str] | None = None) -> int:
+    with pytest.raises(InvalidStatus) as info:
+        stack.open(token, headers=headers)
+    return int(info.value.response.status_code)
+
+
+def test_query_token_is_accepted_and_stored(streamer: StreamerStack) -> None:
+    """A valid token in the query string opens a connection and writes its record."""
+    client = streamer.open(streamer.token("alice", "acme", ("read",)))
+    assert client.call({"action": "ping", "id": "p"}) == {"type": "pong", "id": "p"}
+    (row,) = streamer.connection_rows()
+    assert row["user_id"]["S"] == "alice"
+    assert row["tenant_id"]["S"] == "acme"
+    assert [p["S"] for p in row["permissions"]["L"]] == ["read"]
+
+
+def test_bearer_header_token_is_accepted(streamer: StreamerStack) -> None:
+    """A valid ``Authorization: Bearer`` header opens a connection without a query token."""
+    token = streamer.token("bob")
+    client = streamer.open(token, query_token=False,
+                           headers={"Authorization": f"Bearer {token}"})
+    assert client.call({"action": "ping", "id": "p"})["type"] == "pong"
+    assert streamer.connection_ids() == streamer.connection_ids("bob") != []
+
+
+def test_same_token_in_query_and_header_is_accepted(streamer: StreamerStack) -> None:
+    """The same token given both ways is accepted."""
+    token = streamer.token("carol")
+    client = streamer.open(token, headers={"Authorization": f"Bearer {token}"})
+    assert client.call({"action": "ping", "id": "p"})["type"] == "pong"
+
+
+@pytest.mark.parametrize("case", ["missing", "garbage", "expired", "bad_signature",
+                                  "missing_claim", "bad_user_id", "bearer_garbage"])
+def test_bad_tokens_are_refused_with_401_and_no_row(streamer: StreamerStack, case: str) -> None:
+    """A missing, malformed, expired, badly signed or bad-claim token gets 401 and no row."""
+    headers: dict[str, str] | None = None
+    token: str | None
+    if case == "missing":
+        token = None
+    elif case == "garbage":
+        token = "not-a-jwt"
+    elif case == "expired":
+        token = streamer.token(ttl_seconds=-30)
+    elif case == "bad_signature":
+        token = streamer.token(secret="another-secret-that-is-at-least-32-bytes-long")
+    elif case == "missing_claim":
+        now = int(time.time())  # no permissions claim
+        token = jwt.encode({"user_id": "u1", "tenant_id": "t1", "iat": now, "exp": now + 60},
+                           SECRET, algorithm="HS256")
+    elif case == "bad_user_id":
+        token = streamer.token(user="has space")
+    else:
+        token, headers = None, {"Authorization": "Bearer"}
+    assert _refused(streamer, token, headers) == 401
+    assert streamer.connection_rows() == []
+
+
+def test_query_and_header_tokens_that_differ_are_refused(streamer: StreamerStack) -> None:
+    """Two valid but different tokens (query and header) get 401 and no row."""
+    query_token = streamer.token("alice")
+    header_token = streamer.token("mallory")
+    assert _refused(streamer, query_token, {"Authorization": f"Bearer {header_token}"}) == 401
+    assert streamer.connection_rows() == []
+
+
+def test_foreign_origin_is_refused_with_403(start_streamer: StartStreamer) -> None:
+    """With ALLOWED_ORIGINS set, a handshake from another Origin gets 403 and no row."""
+    stack = start_streamer(ALLOWED_ORIGINS=f"{ALLOWED},https://other.example.com")
+    status = _refused(stack, stack.token(), {"Origin": "https://evil.example.net"})
+    assert status == 403
+    assert stack.connection_rows() == []
+
+
+def test_allowed_origin_and_no_origin_are_accepted(start_streamer: StartStreamer) -> None:
+    """With ALLOWED_ORIGINS set, the allowed Origin and a handshake without Origin connect."""
+    stack = start_streamer(ALLOWED_ORIGINS=ALLOWED)
+    browser = stack.open(stack.token("browser"), headers={"Origin": ALLOWED})
+    native = stack.open(stack.token("native"))
+    assert browser.call({"action": "ping", "id": "b"})["type"] == "pong"
+    assert native.call({"action": "ping", "id": "n"})["type"] == "pong"
+    assert sorted(row["user_id"]["S"] for row in stack.connection_rows()) == ["browser", "native"]
