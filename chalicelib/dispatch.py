@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from chalicelib.errors import Forbidden, FrameError, UnknownAction
 from chalicelib.model import Connection, Outgoing
 from chalicelib.protocol import Frame
+from chalicelib.request_store import RequestStore
 from chalicelib.settings import Settings
 from chalicelib.storage import Storage
 
@@ -37,8 +38,13 @@ class Services(Protocol):
 
     settings: Settings
     storage: Storage
+    requests: RequestStore
 
     def now(self) -> float: ...
+
+    def endpoint(self) -> str:
+        """The @connections endpoint the current event came through."""
+        ...
 
     def reply(self, connection_id: str, frame: dict[str, Any]) -> None: ...
 

@@ -33,6 +33,7 @@ def build(env: Mapping[str, str] = os.environ) -> Streamer:
     import boto3
     from botocore.config import Config
 
+    from chalicelib.request_store import DynamoRequestStore
     from chalicelib.sending import ManagementApiSender
     from chalicelib.service import Streamer
     from chalicelib.settings import Settings
@@ -52,6 +53,7 @@ def build(env: Mapping[str, str] = os.environ) -> Streamer:
         storage,
         lambda endpoint: ManagementApiSender.for_endpoint(
             endpoint, settings.region, settings.fanout_concurrency),
+        requests=DynamoRequestStore(dynamodb, settings.table_prefix),
     )
 
 

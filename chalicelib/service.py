@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib import actions as _builtin_actions  # noqa: F401  (registers the actions)
 from chalicelib import auth, events, protocol
+from chalicelib import request_actions as _request_actions  # noqa: F401  (registers them)
 from chalicelib.dispatch import ActionContext, ActionTable, actions, run
 from chalicelib.errors import (
     AuthError,
@@ -27,6 +28,8 @@ from chalicelib.errors import (
 )
 from chalicelib.model import Connection, Outgoing
 from chalicelib.observability import Unit, bind, count, flush_metrics, logger
+from chalicelib.processor import Processor
+from chalicelib.request_store import CANCELLED, RequestStore
 from chalicelib.sending import DeliveryReport, Fanout, Sender
 from chalicelib.settings import Settings
 from chalicelib.storage import Storage
@@ -37,10 +40,12 @@ OK = {"statusCode": 200}
 
 class Streamer:
     def __init__(self, settings: Settings, storage: Storage, sender_factory: SenderFactory,
-                 *, clock: Callable[[], float] = time.time,
+                 *, requests: RequestStore, clock: Callable[[], float] = time.time,
                  table: ActionTable = actions) -> None:
         self.settings = settings
         self.storage = storage
+        self.requests = requests
+        self._processor: Processor | None = None
         self._sender_factory = sender_factory
         self._fanouts: dict[str, Fanout] = {}
         self._clock = clock
@@ -79,6 +84,10 @@ class Streamer:
         ctx = events.WsContext.from_event(event)
         bind(request_id=ctx.request_id, connection_id=ctx.connection_id, route="$disconnect")
         removed = self.storage.remove_connection(ctx.connection_id)
+        cancelled = [rid for rid in self.requests.for_connection(ctx.connection_id)
+                     if self.requests.cancel(rid) == CANCELLED]
+        if cancelled:
+            logger.info("requests cancelled by disconnect", extra={"requests": cancelled})
         if removed is None:
             logger.info("disconnect of an unknown connection")
             return dict(OK)
@@ -127,7 +136,24 @@ class Streamer:
             self.reply(ctx.connection_id, reply)
         return dict(OK)
 
+    # -- the processor (DynamoDB stream of the requests table) ---------------
+
+    def process(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        bind(route="processor")
+        if self._processor is None:
+            self._processor = Processor(
+                self.requests, self.fanout_for,
+                result_ttl_seconds=self.settings.result_ttl_seconds,
+                safety_seconds=self.settings.processor_safety_seconds, clock=self._clock,
+            )
+        return self._processor.handle_batch(event, context)
+
     # -- Services: replies, messages, fan-out --------------------------------
+
+    def endpoint(self) -> str:
+        if self._endpoint is None:
+            raise ConfigError("WS_ENDPOINT_URL is not set and no WebSocket event gave one")
+        return self._endpoint
 
     def reply(self, connection_id: str, frame: dict[str, Any]) -> None:
         report = DeliveryReport()
@@ -202,9 +228,9 @@ class Streamer:
             self._endpoint = ctx.endpoint_url()
 
     def _fanout(self) -> Fanout:
-        endpoint = self._endpoint
-        if endpoint is None:
-            raise ConfigError("WS_ENDPOINT_URL is not set and no WebSocket event gave one")
+        return self.fanout_for(self.endpoint())
+
+    def fanout_for(self, endpoint: str) -> Fanout:
         fanout = self._fanouts.get(endpoint)
         if fanout is None:
             fanout = Fanout(

@@ -35,6 +35,7 @@ class Settings:
     send_max_attempts: int = 3
     send_backoff_seconds: float = 0.05
     result_ttl_seconds: int = 86_400
+    processor_safety_seconds: float = 5.0
     dynamodb_endpoint_url: str | None = None
     ws_endpoint_url: str | None = None
     region: str | None = None
@@ -77,6 +78,8 @@ class Settings:
             send_max_attempts=_int(env, "SEND_MAX_ATTEMPTS", 3, low=1, high=10),
             send_backoff_seconds=_float(env, "SEND_BACKOFF_SECONDS", 0.05, low=0.0, high=5.0),
             result_ttl_seconds=_int(env, "RESULT_TTL_SECONDS", 86_400, low=60),
+            processor_safety_seconds=_float(env, "PROCESSOR_SAFETY_SECONDS", 5.0,
+                                            low=0.0, high=300.0),
             dynamodb_endpoint_url=env.get("DYNAMODB_ENDPOINT_URL") or None,
             ws_endpoint_url=(env.get("WS_ENDPOINT_URL") or "").rstrip("/") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,

@@ -10,9 +10,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
-from chalicelib.errors import GoneError, LimitExceeded
+from chalicelib.errors import GoneError, LimitExceeded, StorageError
 from chalicelib.model import Connection, channel_key, shard_of
+from chalicelib.request_store import (
+    CANCELLED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    RequestRecord,
+)
 
 
 class FakeStorage:
@@ -109,3 +118,59 @@ class RecordingSender:
             raise GoneError(connection_id)
         with self._lock:
             self.posts.append((connection_id, data))
+
+
+class FakeRequestStore:
+    """In-memory :class:`chalicelib.request_store.RequestStore` with the same rules."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.rows: dict[str, RequestRecord] = {}
+        self._lock = threading.Lock()
+
+    def create(self, record: RequestRecord) -> None:
+        with self._lock:
+            if record.request_id in self.rows:
+                raise StorageError("request exists")
+            self.rows[record.request_id] = record
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        record = self.rows.get(request_id)
+        return record if record is not None and record.expires_at > self.clock() else None
+
+    def _move(self, request_id: str, allowed: set[str], **changes: Any) -> bool:
+        with self._lock:
+            record = self.rows.get(request_id)
+            if record is None or record.state not in allowed:
+                return False
+            self.rows[request_id] = replace(record, **changes)
+            return True
+
+    def claim(self, request_id: str, lease_until: float) -> bool:
+        return self._move(request_id, {PENDING}, state=RUNNING, lease_until=lease_until)
+
+    def set_progress(self, request_id: str, progress: float) -> bool:
+        return self._move(request_id, {RUNNING}, progress=progress)
+
+    def finish(self, request_id: str, state: str, *, result: Any = None,
+               error: tuple[str, str] | None = None, expires_at: int,
+               only_if_lease_before: float | None = None) -> bool:
+        record = self.rows.get(request_id)
+        if (only_if_lease_before is not None and record is not None
+                and (record.lease_until or 0) >= only_if_lease_before):
+            return False
+        changes: dict[str, Any] = {"state": state, "expires_at": expires_at}
+        if state == SUCCEEDED:
+            changes.update(progress=1.0, result=result)
+        if error is not None:
+            changes.update(error_code=error[0], error_message=error[1])
+        return self._move(request_id, {RUNNING}, **changes)
+
+    def cancel(self, request_id: str) -> str | None:
+        if self._move(request_id, {PENDING, RUNNING}, state=CANCELLED):
+            return CANCELLED
+        record = self.get(request_id)
+        return None if record is None else record.state
+
+    def for_connection(self, connection_id: str) -> list[str]:
+        return [r.request_id for r in self.rows.values() if r.connection_id == connection_id]

@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 
 import chalicelib.actions  # noqa: F401  (registers the built-in actions)
+import chalicelib.request_actions  # noqa: F401  (registers request, cancel, status)
 from chalicelib.auth import Identity
 from chalicelib.dispatch import ActionContext, ActionTable, Reply, actions, run
 from chalicelib.errors import BadRequest, Forbidden, FrameError, NotFound, UnknownAction
 from chalicelib.model import Connection, Outgoing
 from chalicelib.protocol import Frame, parse_frame, pong
+from chalicelib.request_store import RequestStore
 from chalicelib.settings import Settings
 from chalicelib.storage import Storage
 
@@ -20,6 +22,7 @@ class FakeServices:
     """Services for actions that touch nothing but replies; records them."""
 
     storage: Storage  # never used by these tests
+    requests: RequestStore  # never used by these tests
 
     def __init__(self) -> None:
         self.settings = Settings(jwt_secret="s" * 32)
@@ -27,6 +30,9 @@ class FakeServices:
 
     def now(self) -> float:
         return 1_700_000_000.0
+
+    def endpoint(self) -> str:
+        return "https://example.invalid/dev"
 
     def reply(self, connection_id: str, frame: dict[str, Any]) -> None:
         self.replies.append((connection_id, frame))
@@ -183,12 +189,13 @@ def test_context_reply_goes_to_own_connection() -> None:
 
 
 def test_builtin_actions_are_exactly_the_protocol_ones() -> None:
-    """The shared table holds ping, subscribe, unsubscribe and publish, with their
-    PROTOCOL.md permissions."""
-    assert actions.names() == ["ping", "publish", "subscribe", "unsubscribe"]
+    """The shared table holds the seven PROTOCOL.md actions with their permissions."""
+    assert actions.names() == ["cancel", "ping", "publish", "request", "status", "subscribe",
+                               "unsubscribe"]
     permissions = {name: actions.get(frame(name)).permission for name in actions.names()}
     assert permissions == {"ping": None, "subscribe": "read", "unsubscribe": None,
-                           "publish": "write"}
+                           "publish": "write", "request": "write", "cancel": None,
+                           "status": None}
 
 
 def test_builtin_ping_replies_pong_with_id() -> None:

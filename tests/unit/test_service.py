@@ -8,7 +8,7 @@ from chalicelib import testing
 from chalicelib.sending import Sender
 from chalicelib.service import Streamer
 from chalicelib.settings import Settings
-from tests.support.fakes import FakeStorage, RecordingSender
+from tests.support.fakes import FakeRequestStore, FakeStorage, RecordingSender
 
 SECRET = "unit-test-secret-0123456789abcdefgh"
 
@@ -22,7 +22,8 @@ def make(ws_endpoint_url: str | None = None) -> tuple[Streamer, RecordingSender,
         return sender
 
     settings = Settings(jwt_secret=SECRET, ws_endpoint_url=ws_endpoint_url)
-    return Streamer(settings, FakeStorage(), factory), sender, endpoints
+    streamer = Streamer(settings, FakeStorage(), factory, requests=FakeRequestStore())
+    return streamer, sender, endpoints
 
 
 def connect(streamer: Streamer, connection_id: str) -> None:

@@ -1,0 +1,210 @@
+"""The processor: runs asynchronous requests from the requests table's stream.
+
+Each stream record whose new image is a freshly ``pending`` request is one unit of
+work. Exactly-once effects from at-least-once delivery come from the claim: the move
+``pending -> running`` is a conditional update, so a redelivered or duplicated record
+finds the request no longer pending and does nothing. The final move (``running ->
+succeeded | failed``) is conditional too, so a request cancelled meanwhile never gets
+a ``result``.
+
+Time budget (the documented rule): a claimed request is leased until the end of the
+invocation. The task must finish ``PROCESSOR_SAFETY_SECONDS`` before that; past it,
+its next ``progress`` or ``sleep`` raises :class:`Stop`, and the request is failed with
+the message "did not finish within the processor's time budget". If the invocation
+dies instead, the lease runs out and whoever looks next (a redelivered record or a
+``status`` frame) fails it the same way. A request is never ``running`` for ever.
+
+Failures: a task that raises fails its request (``error`` frame, code ``failed``); a
+record that cannot be parsed is logged and skipped; an infrastructure error (DynamoDB)
+fails only that record, reported in ``batchItemFailures`` through Powertools'
+``BatchProcessor``, so only it is retried.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+from chalicelib import protocol
+from chalicelib.observability import logger
+from chalicelib.request_store import (
+    CANCELLED,
+    FAILED,
+    PENDING,
+    SUCCEEDED,
+    RequestRecord,
+    RequestStore,
+    record_from_item,
+)
+from chalicelib.sending import DeliveryReport, Fanout
+from chalicelib.tasks import Requester, Stop, TaskTable, tasks
+
+TIME_BUDGET_MESSAGE = "did not finish within the processor's time budget"
+DEFAULT_REMAINING_SECONDS = 900.0  # Lambda's maximum, when a context gives none
+
+
+class _Context:
+    """The :class:`chalicelib.tasks.TaskContext` given to one running task."""
+
+    def __init__(self, processor: Processor, record: RequestRecord, deadline: float) -> None:
+        self.request_id = record.request_id
+        self._processor = processor
+        self._record = record
+        self._deadline = deadline
+
+    def time_left(self) -> float:
+        return self._deadline - self._processor.clock()
+
+    def cancelled(self) -> bool:
+        current = self._processor.store.get(self.request_id)
+        return current is None or current.state == CANCELLED
+
+    def progress(self, fraction: float, detail: dict[str, Any] | None = None) -> None:
+        if self.time_left() <= 0:
+            raise Stop("timeout")
+        fraction = min(1.0, max(0.0, float(fraction)))
+        # The update's condition (state = running) is also the cancellation check.
+        if not self._processor.store.set_progress(self.request_id, fraction):
+            raise Stop("cancelled")
+        frame = {"type": "progress", "request_id": self.request_id, "progress": fraction,
+                 "detail": detail if detail is not None else {}}
+        if not self._processor.send(self._record, frame):
+            self._processor.store.cancel(self.request_id)
+            raise Stop("gone")
+
+    def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        if seconds > self.time_left():
+            raise Stop("timeout")
+        # Sleep in slices so a cancel is noticed within a second even in long waits.
+        end = self._processor.clock() + seconds
+        while (left := end - self._processor.clock()) > 0:
+            self._processor.sleep(min(left, 1.0))
+            if left > 1.0 and self.cancelled():
+                raise Stop("cancelled")
+
+
+class Processor:
+    def __init__(self, store: RequestStore, fanout_for: Callable[[str], Fanout], *,
+                 result_ttl_seconds: int, safety_seconds: float,
+                 table: TaskTable = tasks, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.store = store
+        self._fanout_for = fanout_for
+        self._result_ttl = result_ttl_seconds
+        self._safety = safety_seconds
+        self._tasks = table
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- the Lambda entry point ----------------------------------------------
+
+    def handle_batch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        def handle(record: DynamoDBRecord) -> None:
+            self.handle_record(record.raw_event, context)
+
+        response: dict[str, Any] = dict(process_partial_response(
+            event=event, record_handler=handle,
+            processor=BatchProcessor(event_type=EventType.DynamoDBStreams), context=context,
+        ))
+        return response
+
+    def handle_record(self, raw: dict[str, Any], context: Any) -> None:
+        """Run the request a record announces; raise only for infrastructure errors."""
+        images = raw.get("dynamodb") or {}
+        new_item, old_item = images.get("NewImage"), images.get("OldImage")
+        if new_item is None:
+            return  # a REMOVE (TTL expiry): nothing to run
+        try:
+            record = record_from_item(new_item)
+        except ValueError:
+            logger.error("unparseable request record skipped",
+                         extra={"event_id": raw.get("eventID")})
+            return
+        old_state = (old_item or {}).get("state", {}).get("S")
+        if record.state != PENDING or old_state == PENDING:
+            return  # progress updates, final states, cancels: nothing to start
+        self.run(record, _remaining_seconds(context))
+
+    # -- running one request -------------------------------------------------
+
+    def run(self, record: RequestRecord, remaining_seconds: float) -> None:
+        now = self.clock()
+        logger.append_keys(request=record.request_id, kind=record.kind,
+                           user_id=record.user_id, tenant_id=record.tenant_id)
+        if not self.store.claim(record.request_id, lease_until=now + remaining_seconds):
+            self._expire_if_abandoned(record.request_id)
+            logger.info("request already claimed or cancelled; not run again")
+            return
+        task = self._tasks.get(record.kind)
+        if task is None:
+            self._fail(record, f"unknown kind '{record.kind}'")
+            return
+        context = _Context(self, record, deadline=now + remaining_seconds - self._safety)
+        try:
+            result = task.run(record.payload, Requester(record.user_id, record.tenant_id),
+                              context)
+        except Stop as stop:
+            if stop.reason == "timeout":
+                self._fail(record, TIME_BUDGET_MESSAGE)
+            logger.info("request stopped", extra={"reason": stop.reason})
+            return
+        except Exception as exc:  # noqa: BLE001  (a task's error is its request's failure)
+            logger.warning("task raised", extra={"error": type(exc).__name__})
+            self._fail(record, f"task raised {type(exc).__name__}")
+            return
+        frame = {"type": "result", "request_id": record.request_id, "data": result}
+        try:
+            if len(protocol.encode(frame)) > protocol.MAX_MESSAGE_BYTES:
+                self._fail(record, "result exceeds the 128 KB message limit")
+                return
+        except (TypeError, ValueError):
+            self._fail(record, "result is not JSON-serialisable")
+            return
+        if self.store.finish(record.request_id, SUCCEEDED, result=result,
+                             expires_at=self._expiry()):
+            self.send(record, frame)
+            logger.info("request succeeded")
+        else:
+            logger.info("request cancelled while running; no result sent")
+
+    def send(self, record: RequestRecord, frame: dict[str, Any]) -> bool:
+        """Send a frame to the requester's connection; False if it is gone (410)."""
+        report = DeliveryReport()
+        self._fanout_for(record.endpoint).send(record.connection_id, protocol.encode(frame),
+                                               report)
+        return not report.gone
+
+    def _fail(self, record: RequestRecord, message: str) -> None:
+        if self.store.finish(record.request_id, FAILED, error=("failed", message),
+                             expires_at=self._expiry()):
+            self.send(record, protocol.error("failed", message, request_id=record.request_id))
+
+    def _expire_if_abandoned(self, request_id: str) -> None:
+        current = self.store.get(request_id)
+        if current is not None and current.lease_expired(self.clock()):
+            expire_abandoned(self.store, current, self.clock(), self._expiry())
+
+    def _expiry(self) -> int:
+        return int(self.clock()) + self._result_ttl
+
+
+def expire_abandoned(store: RequestStore, record: RequestRecord, now: float,
+                     expires_at: int) -> bool:
+    """Fail a request whose invocation died (running past its lease)."""
+    return store.finish(record.request_id, FAILED, error=("failed", TIME_BUDGET_MESSAGE),
+                        expires_at=expires_at, only_if_lease_before=now)
+
+
+def _remaining_seconds(context: Any) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return float(remaining()) / 1000 if callable(remaining) else DEFAULT_REMAINING_SECONDS

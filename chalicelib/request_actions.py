@@ -1,0 +1,93 @@
+"""The request actions of PROTOCOL.md section 4: ``request``, ``cancel``, ``status``.
+
+``request`` stores a ``pending`` row and acks at once; the processor (chalicelib/
+processor.py), driven by the table's stream, does the work. A request belongs to the
+pair (tenant, user): ``cancel`` and ``status`` for anyone else's request answer
+``not_found`` exactly as for a request that does not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from chalicelib import protocol
+from chalicelib.dispatch import ActionContext, Reply, actions
+from chalicelib.errors import BadRequest, NotFound
+from chalicelib.processor import expire_abandoned
+from chalicelib.protocol import Frame, ack
+from chalicelib.request_store import (
+    CANCELLED,
+    FAILED,
+    LIVE_STATES,
+    PENDING,
+    SUCCEEDED,
+    RequestRecord,
+)
+from chalicelib.tasks import tasks
+
+MAX_REQUEST_ID_CHARS = 64
+
+
+@actions.action("request", permission="write")
+def request(ctx: ActionContext, frame: Frame) -> Reply:
+    kind = frame.string("kind", max_chars=64)
+    payload = frame.object("payload")
+    task = tasks.get(kind)
+    if task is None:
+        raise BadRequest(f"unknown kind '{kind}'; known kinds: {', '.join(tasks.kinds())}")
+    if task.validate is not None:
+        task.validate(payload)
+    services, conn = ctx.services, ctx.connection
+    now = services.now()
+    record = RequestRecord(
+        request_id=uuid.uuid4().hex, tenant_id=conn.tenant_id, user_id=conn.user_id,
+        connection_id=conn.connection_id, kind=kind, payload=payload, state=PENDING,
+        endpoint=services.endpoint(), created_at_ms=int(now * 1000),
+        expires_at=int(now) + services.settings.result_ttl_seconds,
+    )
+    services.requests.create(record)
+    return ack(frame.id, "request", request_id=record.request_id)
+
+
+def _owned(ctx: ActionContext, frame: Frame) -> RequestRecord:
+    request_id = frame.string("request_id", max_chars=MAX_REQUEST_ID_CHARS)
+    record = ctx.services.requests.get(request_id)
+    conn = ctx.connection
+    if record is None or not record.owned_by(conn.tenant_id, conn.user_id):
+        raise NotFound("no such request")
+    return record
+
+
+@actions.action("cancel")
+def cancel(ctx: ActionContext, frame: Frame) -> Reply:
+    record = _owned(ctx, frame)
+    state = ctx.services.requests.cancel(record.request_id) or record.state
+    if state == CANCELLED and record.state in LIVE_STATES:
+        ctx.services.reply(record.connection_id, protocol.error(
+            "cancelled", "request cancelled", request_id=record.request_id))
+    return ack(frame.id, "cancel", request_id=record.request_id, state=state)
+
+
+@actions.action("status")
+def status(ctx: ActionContext, frame: Frame) -> Reply:
+    record = _owned(ctx, frame)
+    services = ctx.services
+    if record.lease_expired(services.now()):
+        expire_abandoned(services.requests, record, services.now(),
+                         int(services.now()) + services.settings.result_ttl_seconds)
+        record = services.requests.get(record.request_id) or record
+    return status_frame(frame.id, record)
+
+
+def status_frame(frame_id: str | None, record: RequestRecord) -> dict[str, Any]:
+    reply: dict[str, Any] = {"type": "request", "request_id": record.request_id,
+                             "state": record.state, "progress": record.progress}
+    if frame_id is not None:
+        reply["id"] = frame_id
+    if record.state == SUCCEEDED:
+        reply["result"] = record.result
+    if record.state == FAILED:
+        reply["error"] = {"code": record.error_code or "failed",
+                          "message": record.error_message or "failed"}
+    return reply

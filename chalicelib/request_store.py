@@ -1,0 +1,242 @@
+"""Asynchronous requests: the record, its state machine, and its DynamoDB adapter.
+
+States move forward only, and every move is one conditional update, so concurrent
+movers (a processor, a duplicate processor, a ``cancel``, a disconnect) cannot both
+win::
+
+    pending ──claim──> running ──finish──> succeeded | failed
+       │                  │
+       └──── cancel ──────┴──> cancelled
+
+A ``running`` request carries ``lease_until``: the end of the invocation that claimed
+it. A request still ``running`` past its lease (its invocation died) is failed by
+whoever looks next (the processor or ``status``), so none stays ``running`` for ever.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import StorageError
+from chalicelib.tables import REQUESTS
+
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "pending", "running", "succeeded", "failed", "cancelled")
+FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+LIVE_STATES = frozenset({PENDING, RUNNING})
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    request_id: str
+    tenant_id: str
+    user_id: str
+    connection_id: str
+    kind: str
+    payload: dict[str, Any]
+    state: str
+    endpoint: str
+    created_at_ms: int
+    expires_at: int
+    progress: float = 0.0
+    result: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+    lease_until: float | None = None
+
+    def owned_by(self, tenant_id: str, user_id: str) -> bool:
+        return self.tenant_id == tenant_id and self.user_id == user_id
+
+    def lease_expired(self, now: float) -> bool:
+        return self.state == RUNNING and self.lease_until is not None and self.lease_until < now
+
+
+class RequestStore(Protocol):
+    def create(self, record: RequestRecord) -> None: ...
+
+    def get(self, request_id: str) -> RequestRecord | None: ...
+
+    def claim(self, request_id: str, lease_until: float) -> bool:
+        """pending -> running; False if it was not pending."""
+        ...
+
+    def set_progress(self, request_id: str, progress: float) -> bool:
+        """Record progress while running; False if no longer running."""
+        ...
+
+    def finish(self, request_id: str, state: str, *, result: Any = None,
+               error: tuple[str, str] | None = None, expires_at: int,
+               only_if_lease_before: float | None = None) -> bool:
+        """running -> succeeded|failed; False if no longer running."""
+        ...
+
+    def cancel(self, request_id: str) -> str | None:
+        """pending|running -> cancelled; the state after the call (None: no such request)."""
+        ...
+
+    def for_connection(self, connection_id: str) -> list[str]: ...
+
+
+class DynamoRequestStore:
+    """:class:`RequestStore` on the ``requests`` table."""
+
+    def __init__(self, client: Any, prefix: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._db = client
+        self._table = REQUESTS.physical_name(prefix)
+        self._clock = clock
+
+    def create(self, record: RequestRecord) -> None:
+        item = {
+            "request_id": {"S": record.request_id},
+            "tenant_id": {"S": record.tenant_id},
+            "user_id": {"S": record.user_id},
+            "connection_id": {"S": record.connection_id},
+            "kind": {"S": record.kind},
+            "payload": {"S": json.dumps(record.payload, separators=(",", ":"))},
+            "state": {"S": record.state},
+            "endpoint": {"S": record.endpoint},
+            "progress": {"N": "0"},
+            "created_at": {"N": str(record.created_at_ms)},
+            "expires_at": {"N": str(record.expires_at)},
+        }
+        self._call("put_item", TableName=self._table, Item=item,
+                   ConditionExpression="attribute_not_exists(request_id)")
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        item = self._call("get_item", TableName=self._table,
+                          Key=_key(request_id), ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        record = record_from_item(item)
+        return record if record.expires_at > self._clock() else None
+
+    def claim(self, request_id: str, lease_until: float) -> bool:
+        return self._update(
+            request_id, "SET #s = :running, lease_until = :lease", "#s = :pending",
+            {":running": {"S": RUNNING}, ":pending": {"S": PENDING},
+             ":lease": {"N": f"{lease_until:.3f}"}},
+        )
+
+    def set_progress(self, request_id: str, progress: float) -> bool:
+        return self._update(
+            request_id, "SET progress = :p", "#s = :running",
+            {":p": {"N": f"{progress:.6f}"}, ":running": {"S": RUNNING}},
+        )
+
+    def finish(self, request_id: str, state: str, *, result: Any = None,
+               error: tuple[str, str] | None = None, expires_at: int,
+               only_if_lease_before: float | None = None) -> bool:
+        assert state in (SUCCEEDED, FAILED)
+        sets = ["#s = :state", "expires_at = :exp"]
+        values: dict[str, Any] = {":state": {"S": state}, ":running": {"S": RUNNING},
+                                  ":exp": {"N": str(expires_at)}}
+        if state == SUCCEEDED:
+            sets += ["progress = :one", "#r = :result"]
+            values[":one"] = {"N": "1"}
+            values[":result"] = {"S": json.dumps(result, separators=(",", ":"))}
+        if error is not None:
+            sets += ["error_code = :code", "error_message = :message"]
+            values[":code"], values[":message"] = {"S": error[0]}, {"S": error[1]}
+        condition = "#s = :running"
+        if only_if_lease_before is not None:
+            condition += " AND lease_until < :now"
+            values[":now"] = {"N": f"{only_if_lease_before:.3f}"}
+        return self._update(request_id, "SET " + ", ".join(sets), condition, values,
+                            names={"#r": "result"} if state == SUCCEEDED else None)
+
+    def cancel(self, request_id: str) -> str | None:
+        changed = self._update(
+            request_id, "SET #s = :cancelled", "#s IN (:pending, :running)",
+            {":cancelled": {"S": CANCELLED}, ":pending": {"S": PENDING},
+             ":running": {"S": RUNNING}},
+        )
+        if changed:
+            return CANCELLED
+        record = self.get(request_id)
+        return None if record is None else record.state
+
+    def for_connection(self, connection_id: str) -> list[str]:
+        return [item["request_id"]["S"] for item in self._query(
+            TableName=self._table, IndexName="by_connection",
+            KeyConditionExpression="connection_id = :c",
+            ExpressionAttributeValues={":c": {"S": connection_id}},
+        )]
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _update(self, request_id: str, expression: str, condition: str,
+                values: dict[str, Any], names: dict[str, str] | None = None) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table, Key=_key(request_id),
+                UpdateExpression=expression,
+                ConditionExpression=f"attribute_exists(request_id) AND {condition}",
+                ExpressionAttributeNames={"#s": "state", **(names or {})},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StorageError(f"UpdateItem failed: {exc.response.get('Error', {})}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"UpdateItem failed: {type(exc).__name__}") from exc
+        return True
+
+    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = getattr(self._db, method)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            raise StorageError(f"{method} failed: {code}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"{method} failed: {type(exc).__name__}") from exc
+        return result
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            page = self._call("query", **kwargs)
+            yield from page.get("Items", [])
+            if not page.get("LastEvaluatedKey"):
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _key(request_id: str) -> dict[str, Any]:
+    return {"request_id": {"S": request_id}}
+
+
+def record_from_item(item: dict[str, Any]) -> RequestRecord:
+    """The one place a request's attribute map (table row or stream image) becomes a
+    record. Raises ``ValueError`` for a malformed one."""
+    try:
+        def text(name: str) -> str:
+            return str(item[name]["S"])
+
+        def optional(name: str, kind: str) -> Any:
+            value = item.get(name)
+            return None if value is None else value[kind]
+
+        result = optional("result", "S")
+        lease = optional("lease_until", "N")
+        return RequestRecord(
+            request_id=text("request_id"), tenant_id=text("tenant_id"),
+            user_id=text("user_id"), connection_id=text("connection_id"),
+            kind=text("kind"), payload=json.loads(text("payload")),
+            state=text("state"), endpoint=text("endpoint"),
+            created_at_ms=int(item["created_at"]["N"]),
+            expires_at=int(item["expires_at"]["N"]),
+            progress=float(item.get("progress", {"N": "0"})["N"]),
+            result=None if result is None else json.loads(result),
+            error_code=optional("error_code", "S"),
+            error_message=optional("error_message", "S"),
+            lease_until=None if lease is None else float(lease),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed request row: {exc!r}") from exc
