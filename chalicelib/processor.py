@@ -8,7 +8,8 @@ succeeded | failed``) is conditional too, so a request cancelled meanwhile never
 a ``result``.
 
 Time budget (the documented rule): a claimed request is leased until the end of the
-invocation. The task must finish ``PROCESSOR_SAFETY_SECONDS`` before that; past it,
+invocation. The task must finish ``PROCESSOR_SAFETY_SECONDS`` (at most a fifth of the
+time left) before that; past it,
 its next ``progress`` or ``sleep`` raises :class:`Stop`, and the request is failed with
 the message "did not finish within the processor's time budget". If the invocation
 dies instead, the lease runs out and whoever looks next (a redelivered record or a
@@ -149,7 +150,9 @@ class Processor:
         if task is None:
             self._fail(record, f"unknown kind '{record.kind}'")
             return
-        context = _Context(self, record, deadline=now + remaining_seconds - self._safety)
+        # The margin is at most a fifth of what is left, so short invocations still work.
+        margin = min(self._safety, remaining_seconds / 5)
+        context = _Context(self, record, deadline=now + remaining_seconds - margin)
         try:
             result = task.run(record.payload, Requester(record.user_id, record.tenant_id),
                               context)

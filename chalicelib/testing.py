@@ -16,6 +16,12 @@ Build the events API Gateway sends and hand them to Chalice's test client::
 Handler names are the function names in ``app.py``. The shapes follow API Gateway's
 WebSocket Lambda proxy events (``requestContext`` with ``routeKey``, ``eventType``,
 ``connectionId`` and the rest); only the fields vary that tests need to vary.
+
+The processor takes DynamoDB stream events, built the same way from typed images
+(attribute maps, as ``GetItem`` returns them or as :func:`typed` makes them)::
+
+    row = dynamodb.get_item(TableName="streamer_requests", Key=key)["Item"]
+    client.lambda_.invoke("process", testing.stream_event(testing.insert_record(row)))
 """
 
 from __future__ import annotations
@@ -133,3 +139,88 @@ def disconnect_event(connection: str, *, status_code: int = 1000,
     context["disconnectReason"] = reason
     return {"headers": {"Host": domain}, "multiValueHeaders": {"Host": [domain]},
             "requestContext": context, "isBase64Encoded": False}
+
+
+# -- DynamoDB stream events (for the processor) --------------------------------
+
+DEFAULT_STREAM_ARN = ("arn:aws:dynamodb:us-east-1:123456789012:table/streamer_requests/"
+                      "stream/2026-01-01T00:00:00.000")
+_sequence = iter(range(10**20, 10**21))
+
+
+def typed(item: dict[str, Any]) -> dict[str, Any]:
+    """A plain dict as a DynamoDB attribute map (``{"a": 1}`` -> ``{"a": {"N": "1"}}``)."""
+    return {key: _attribute(value) for key, value in item.items()}
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": repr(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bytes):
+        return {"B": base64.b64encode(value).decode()}
+    if isinstance(value, list | tuple):
+        return {"L": [_attribute(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": typed(value)}
+    raise TypeError(f"cannot type {type(value).__name__}")
+
+
+def stream_record(event_name: str, *, keys: dict[str, Any],
+                  new_image: dict[str, Any] | None = None,
+                  old_image: dict[str, Any] | None = None,
+                  sequence_number: str | None = None,
+                  stream_arn: str = DEFAULT_STREAM_ARN) -> dict[str, Any]:
+    """One stream record as Lambda delivers it; images and keys are attribute maps."""
+    dynamodb: dict[str, Any] = {
+        "ApproximateCreationDateTime": int(time.time()),
+        "Keys": keys,
+        "SequenceNumber": sequence_number or str(next(_sequence)),
+        "SizeBytes": len(json.dumps([keys, new_image, old_image])),
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if new_image is not None:
+        dynamodb["NewImage"] = new_image
+    if old_image is not None:
+        dynamodb["OldImage"] = old_image
+    return {
+        "eventID": uuid.uuid4().hex,
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": stream_arn.split(":")[3],
+        "dynamodb": dynamodb,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def _keys_of(image: dict[str, Any], key_names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: image[name] for name in key_names}
+
+
+def insert_record(new_image: dict[str, Any], *, key_names: tuple[str, ...] = ("request_id",),
+                  **kwargs: Any) -> dict[str, Any]:
+    return stream_record("INSERT", keys=_keys_of(new_image, key_names), new_image=new_image,
+                         **kwargs)
+
+
+def modify_record(old_image: dict[str, Any], new_image: dict[str, Any], *,
+                  key_names: tuple[str, ...] = ("request_id",), **kwargs: Any) -> dict[str, Any]:
+    return stream_record("MODIFY", keys=_keys_of(new_image, key_names), new_image=new_image,
+                         old_image=old_image, **kwargs)
+
+
+def remove_record(old_image: dict[str, Any], *, key_names: tuple[str, ...] = ("request_id",),
+                  **kwargs: Any) -> dict[str, Any]:
+    return stream_record("REMOVE", keys=_keys_of(old_image, key_names), old_image=old_image,
+                         **kwargs)
+
+
+def stream_event(*records: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB stream event for ``client.lambda_.invoke("process", ...)``."""
+    return {"Records": list(records)}

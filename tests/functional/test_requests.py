@@ -1,0 +1,279 @@
+"""Asynchronous requests through chalice.test.Client: actions, processor, state machine.
+
+The processor is invoked with stream events built by chalicelib.testing from the rows
+the app really wrote, as DynamoDB Streams would deliver them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib import testing
+from chalicelib.request_store import RUNNING
+from chalicelib.tasks import Requester, TaskContext, tasks
+from tests.functional.conftest import Harness, Output
+
+HOOKS: dict[str, Callable[[int], None]] = {}
+
+
+def _hooked(payload: dict[str, Any], requester: Requester, ctx: TaskContext) -> Any:
+    """A test kind: before each step, run the hook the test registered."""
+    steps = int(payload["steps"])
+    for step in range(1, steps + 1):
+        hook = HOOKS.get(str(payload.get("hook")))
+        if hook is not None:
+            hook(step)
+        ctx.progress(step / steps, {"step": step})
+    return {"done": steps}
+
+
+def _explode(payload: dict[str, Any], requester: Requester, ctx: TaskContext) -> Any:
+    ctx.progress(0.5)
+    raise RuntimeError("secret internal detail")
+
+
+tasks.task("test-hooked")(_hooked)
+tasks.task("test-explode")(_explode)
+
+
+@pytest.fixture(autouse=True)
+def clear_hooks() -> Iterator[None]:
+    yield
+    HOOKS.clear()
+
+
+def request(h: Harness, conn: str, kind: str, payload: Any, frame_id: str = "r") -> str:
+    reply = h.send(conn, {"action": "request", "kind": kind, "payload": payload, "id": frame_id})
+    assert reply["type"] == "ack" and reply["action"] == "request" and reply["id"] == frame_id
+    return str(reply["request_id"])
+
+
+def row(h: Harness, request_id: str) -> dict[str, Any]:
+    item = h.dynamodb.get_item(TableName=f"{h.prefix}requests",
+                               Key={"request_id": {"S": request_id}}, ConsistentRead=True)
+    return dict(item["Item"])
+
+
+def process(h: Harness, *records: dict[str, Any]) -> Any:
+    return h.client.lambda_.invoke("process", testing.stream_event(*records)).payload
+
+
+def frames(h: Harness, conn: str, request_id: str) -> list[dict[str, Any]]:
+    return [f for f in h.sink.received(conn) if f.get("request_id") == request_id]
+
+
+def test_count_sends_each_progress_then_the_result(harness: Harness) -> None:
+    """count stores a pending row, acks, then the processor sends n progress frames and the result."""
+    c = harness.connect()
+    rid = request(harness, c, "count", {"steps": 3, "interval_ms": 0})
+    assert row(harness, rid)["state"] == {"S": "pending"}
+    assert process(harness, testing.insert_record(row(harness, rid))) == {"batchItemFailures": []}
+    got = frames(harness, c, rid)
+    assert [f["type"] for f in got if f["type"] != "ack"] == ["progress"] * 3 + ["result"]
+    assert [f["progress"] for f in got if f["type"] == "progress"] == pytest.approx(
+        [1 / 3, 2 / 3, 1.0])
+    assert [f["detail"] for f in got if f["type"] == "progress"] == [
+        {"step": 1}, {"step": 2}, {"step": 3}]
+    assert got[-1] == {"type": "result", "request_id": rid, "data": {"count": 3}}
+    assert row(harness, rid)["state"] == {"S": "succeeded"}
+
+
+def test_echo_result_is_the_payload(harness: Harness) -> None:
+    """echo's result is its payload."""
+    c = harness.connect()
+    rid = request(harness, c, "echo", {"x": [1, "two"]})
+    process(harness, testing.insert_record(row(harness, rid)))
+    assert harness.sink.last(c) == {"type": "result", "request_id": rid,
+                                    "data": {"x": [1, "two"]}}
+
+
+def test_request_needs_write(harness: Harness) -> None:
+    """request without the write permission is forbidden and stores nothing."""
+    c = harness.connect(permissions=("read",))
+    reply = harness.send(c, {"action": "request", "kind": "echo", "payload": {}, "id": "f"})
+    assert (reply["code"], reply["id"]) == ("forbidden", "f")
+    assert harness.rows("requests") == []
+
+
+def test_duplicate_and_out_of_order_records_run_the_work_once(harness: Harness) -> None:
+    """Redelivered, duplicated and out-of-order records never run the work twice."""
+    c = harness.connect()
+    rid = request(harness, c, "count", {"steps": 2, "interval_ms": 0})
+    pending = row(harness, rid)
+    running = {**pending, "state": {"S": RUNNING}}
+    insert = testing.insert_record(pending)
+    # A later MODIFY seen first, then the INSERT twice in one batch, then again later.
+    process(harness, testing.modify_record(pending, running), insert, insert)
+    process(harness, insert)
+    got = frames(harness, c, rid)
+    assert [f["type"] for f in got if f["type"] != "ack"] == ["progress", "progress", "result"]
+
+
+def test_raising_task_fails_the_request_without_a_stack_trace(harness: Harness) -> None:
+    """A task that raises marks the request failed and sends an error frame code failed."""
+    c = harness.connect()
+    rid = request(harness, c, "test-explode", {})
+    assert process(harness, testing.insert_record(row(harness, rid))) == {"batchItemFailures": []}
+    error = harness.sink.last(c)
+    assert error["type"] == "error" and error["code"] == "failed"
+    assert error["request_id"] == rid
+    assert "secret internal detail" not in error["message"]
+    assert "Traceback" not in error["message"]
+    status = harness.send(c, {"action": "status", "request_id": rid, "id": "q"})
+    assert status["state"] == "failed" and status["error"]["code"] == "failed"
+
+
+def test_poison_record_is_skipped_and_the_rest_runs(harness: Harness, output: Output) -> None:
+    """A record that cannot be parsed is logged and skipped; the batch's other records run."""
+    c = harness.connect()
+    rid = request(harness, c, "echo", {"n": 1})
+    poison = testing.insert_record(testing.typed({"request_id": "p", "state": "pending"}))
+    result = process(harness, poison, testing.insert_record(row(harness, rid)))
+    assert result == {"batchItemFailures": []}
+    assert harness.sink.last(c)["type"] == "result"
+    assert any(line.get("message") == "unparseable request record skipped" for line in output())
+
+
+def test_infrastructure_error_fails_only_that_record(harness: Harness) -> None:
+    """A DynamoDB error on one record is reported in batchItemFailures; the others still run."""
+    c = harness.connect()
+    rid = request(harness, c, "echo", {"n": 1})
+    broken = {**row(harness, rid), "request_id": {"S": ""}}  # DynamoDB refuses an empty key
+    bad = testing.insert_record(broken, sequence_number="111")
+    result = process(harness, bad, testing.insert_record(row(harness, rid)))
+    assert result == {"batchItemFailures": [{"itemIdentifier": "111"}]}
+    assert harness.sink.last(c)["type"] == "result"
+
+
+def test_cancel_before_start(harness: Harness) -> None:
+    """Cancelling a pending request acks cancelled, tells the requester, and the work never runs."""
+    c = harness.connect()
+    rid = request(harness, c, "count", {"steps": 2, "interval_ms": 0})
+    harness.client.lambda_.invoke("message", testing.message_event(
+        c, {"action": "cancel", "request_id": rid, "id": "x"}))
+    got = frames(harness, c, rid)
+    assert {"type": "ack", "id": "x", "action": "cancel", "request_id": rid,
+            "state": "cancelled"} in got
+    assert any(f["type"] == "error" and f["code"] == "cancelled" for f in got)
+    process(harness, testing.insert_record(row(harness, rid)))
+    assert not [f for f in frames(harness, c, rid) if f["type"] in ("progress", "result")]
+
+
+def test_cancel_mid_way_stops_the_work_and_sends_no_result(harness: Harness) -> None:
+    """A cancel from another connection of the user stops the work at its next step."""
+    c, other = harness.connect("ann"), harness.connect("ann")
+    rid = request(harness, c, "test-hooked", {"steps": 5, "hook": "cancel"})
+
+    def cancel_at(step: int) -> None:
+        if step == 3:
+            reply = harness.send(other, {"action": "cancel", "request_id": rid, "id": "k"})
+            assert reply["state"] == "cancelled"
+
+    HOOKS["cancel"] = cancel_at
+    process(harness, testing.insert_record(row(harness, rid)))
+    got = frames(harness, c, rid)
+    assert len([f for f in got if f["type"] == "progress"]) == 2
+    assert not [f for f in got if f["type"] == "result"]
+    assert [f["code"] for f in got if f["type"] == "error"] == ["cancelled"]
+    assert row(harness, rid)["state"] == {"S": "cancelled"}
+
+
+def test_disconnect_mid_way_cancels(harness: Harness) -> None:
+    """The requester's disconnect cancels its running request; the work stops, no result."""
+    c = harness.connect()
+    rid = request(harness, c, "test-hooked", {"steps": 4, "hook": "bye"})
+    HOOKS["bye"] = lambda step: harness.disconnect(c) if step == 2 else None
+    process(harness, testing.insert_record(row(harness, rid)))
+    assert row(harness, rid)["state"] == {"S": "cancelled"}
+    assert [f["type"] for f in frames(harness, c, rid)] == ["ack", "progress"]
+
+
+def test_disconnect_cancels_pending_requests(harness: Harness) -> None:
+    """Disconnect cancels the connection's pending requests and no other connection's."""
+    c, other = harness.connect("ann"), harness.connect("ann")
+    mine = request(harness, c, "echo", {})
+    theirs = request(harness, other, "echo", {})
+    harness.disconnect(c)
+    assert row(harness, mine)["state"] == {"S": "cancelled"}
+    assert row(harness, theirs)["state"] == {"S": "pending"}
+
+
+def test_gone_client_mid_way_cancels(harness: Harness) -> None:
+    """A 410 while sending progress cancels the request and stops the work."""
+    c = harness.connect()
+    rid = request(harness, c, "test-hooked", {"steps": 4, "hook": "gone"})
+    HOOKS["gone"] = lambda step: harness.sink.gone.add(c) if step == 2 else None
+    process(harness, testing.insert_record(row(harness, rid)))
+    assert row(harness, rid)["state"] == {"S": "cancelled"}
+    assert harness.sink.attempts[c] >= 2
+    assert harness.storage.get_connection(c) is None  # the 410 also removed the connection
+
+
+def test_status_after_reconnect_and_not_found_for_others(harness: Harness) -> None:
+    """status returns the result to any connection of the same user and tenant, not_found otherwise."""
+    first = harness.connect("ann", "t1")
+    rid = request(harness, first, "echo", {"v": 1})
+    process(harness, testing.insert_record(row(harness, rid)))
+    harness.disconnect(first)
+    again = harness.connect("ann", "t1")
+    status = harness.send(again, {"action": "status", "request_id": rid, "id": "q"})
+    assert status == {"type": "request", "id": "q", "request_id": rid, "state": "succeeded",
+                      "progress": 1.0, "result": {"v": 1}}
+    for user, tenant in (("bob", "t1"), ("ann", "t2")):
+        stranger = harness.connect(user, tenant)
+        for action in ("status", "cancel"):
+            reply = harness.send(stranger, {"action": action, "request_id": rid, "id": "s"})
+            assert (reply["type"], reply["code"]) == ("error", "not_found")
+    assert row(harness, rid)["state"] == {"S": "succeeded"}
+
+
+def test_cancel_of_finished_request_changes_nothing(harness: Harness) -> None:
+    """Cancelling a finished request acks its final state and sends no cancelled error."""
+    c = harness.connect()
+    rid = request(harness, c, "echo", {})
+    process(harness, testing.insert_record(row(harness, rid)))
+    harness.sink.reset()
+    reply = harness.send(c, {"action": "cancel", "request_id": rid, "id": "z"})
+    assert reply == {"type": "ack", "id": "z", "action": "cancel", "request_id": rid,
+                     "state": "succeeded"}
+    assert harness.sink.received(c) == [reply]
+
+
+def test_status_while_pending_and_running(harness: Harness) -> None:
+    """status reports pending, then running with its progress."""
+    c = harness.connect()
+    rid = request(harness, c, "test-hooked", {"steps": 2, "hook": "peek"})
+    assert harness.send(c, {"action": "status", "request_id": rid})["state"] == "pending"
+    seen: list[dict[str, Any]] = []
+    HOOKS["peek"] = lambda step: seen.append(
+        harness.send(c, {"action": "status", "request_id": rid})) if step == 2 else None
+    process(harness, testing.insert_record(row(harness, rid)))
+    assert seen[0]["state"] == "running" and seen[0]["progress"] == 0.5
+
+
+def test_time_budget_fails_the_request(harness: Harness) -> None:
+    """Work that cannot finish in the invocation's time left is failed with a clear error."""
+    h = harness
+    c = h.connect()
+    # chalice.test gives an invocation 3 s; the second 1.5 s wait would overrun it.
+    rid = request(h, c, "count", {"steps": 3, "interval_ms": 1500})
+    process(h, testing.insert_record(row(h, rid)))
+    assert [f["type"] for f in frames(h, c, rid)].count("progress") == 1
+    error = h.sink.last(c)
+    assert error["type"] == "error" and error["code"] == "failed"
+    assert "time budget" in error["message"]
+    assert row(h, rid)["state"] == {"S": "failed"}
+
+
+def test_abandoned_running_request_is_failed_when_looked_at(harness: Harness) -> None:
+    """A request left running past its lease (its invocation died) reads back as failed."""
+    c = harness.connect()
+    rid = request(harness, c, "echo", {})
+    assert harness.streamer.requests.claim(rid, lease_until=harness.streamer.now() - 1)
+    status = harness.send(c, {"action": "status", "request_id": rid, "id": "q"})
+    assert status["state"] == "failed" and "time budget" in status["error"]["message"]
+    process(harness, testing.insert_record(row(harness, rid)))  # a late redelivery
+    assert row(harness, rid)["state"] == {"S": "failed"}
