@@ -66,7 +66,7 @@ def frames(h: Harness, conn: str, request_id: str) -> list[dict[str, Any]]:
 
 
 def test_count_sends_each_progress_then_the_result(harness: Harness) -> None:
-    """count stores a pending row, acks, then the processor sends n progress frames and the result."""
+    """count stores a pending row and acks; the processor sends n progress frames, then a result."""
     c = harness.connect()
     rid = request(harness, c, "count", {"steps": 3, "interval_ms": 0})
     assert row(harness, rid)["state"] == {"S": "pending"}
@@ -213,7 +213,7 @@ def test_gone_client_mid_way_cancels(harness: Harness) -> None:
 
 
 def test_status_after_reconnect_and_not_found_for_others(harness: Harness) -> None:
-    """status returns the result to any connection of the same user and tenant, not_found otherwise."""
+    """status answers any connection of the same user and tenant; others get not_found."""
     first = harness.connect("ann", "t1")
     rid = request(harness, first, "echo", {"v": 1})
     process(harness, testing.insert_record(row(harness, rid)))
