@@ -1,0 +1,107 @@
+"""The request state machine's contract, run against FakeRequestStore and the DynamoDB
+adapter on moto, so the fake used in unit tests cannot drift from the real one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.errors import StorageError
+from chalicelib.request_store import (
+    CANCELLED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    DynamoRequestStore,
+    RequestRecord,
+    RequestStore,
+)
+from tests.support.fakes import FakeRequestStore
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def store(request: pytest.FixtureRequest) -> RequestStore:
+    if request.param == "fake":
+        return FakeRequestStore(clock=lambda: NOW)
+    endpoint: str = request.getfixturevalue("dynamodb_endpoint")
+    prefix: str = request.getfixturevalue("table_prefix")
+    client: Any = boto3.client("dynamodb", endpoint_url=endpoint)
+    return DynamoRequestStore(client, prefix, clock=lambda: NOW)
+
+
+def record(request_id: str = "r1", connection_id: str = "c1") -> RequestRecord:
+    return RequestRecord(
+        request_id=request_id, tenant_id="t", user_id="u", connection_id=connection_id,
+        kind="echo", payload={"a": [1, "b"]}, state=PENDING, endpoint="https://x/dev",
+        created_at_ms=int(NOW * 1000), expires_at=int(NOW) + 3600,
+    )
+
+
+def test_create_get_round_trip_and_no_overwrite(store: RequestStore) -> None:
+    """A created request reads back equal, and creating the same id again is refused."""
+    store.create(record())
+    assert store.get("r1") == record()
+    assert store.get("missing") is None
+    with pytest.raises(StorageError):
+        store.create(record())
+
+
+def test_claim_happens_once(store: RequestStore) -> None:
+    """Only the first claim of a pending request succeeds."""
+    store.create(record())
+    assert store.claim("r1", lease_until=NOW + 60) is True
+    assert store.claim("r1", lease_until=NOW + 60) is False
+    current = store.get("r1")
+    assert current is not None and current.state == RUNNING and current.lease_until == NOW + 60
+
+
+def test_progress_and_finish_only_while_running(store: RequestStore) -> None:
+    """Progress and finish need a running request; after finish neither applies."""
+    store.create(record())
+    assert store.set_progress("r1", 0.5) is False
+    store.claim("r1", lease_until=NOW + 60)
+    assert store.set_progress("r1", 0.5) is True
+    assert store.finish("r1", SUCCEEDED, result={"ok": True}, expires_at=int(NOW) + 99) is True
+    assert store.finish("r1", FAILED, error=("failed", "x"), expires_at=int(NOW) + 99) is False
+    assert store.set_progress("r1", 0.9) is False
+    done = store.get("r1")
+    assert done is not None
+    assert (done.state, done.progress, done.result) == (SUCCEEDED, 1.0, {"ok": True})
+
+
+def test_cancel_moves_live_requests_only(store: RequestStore) -> None:
+    """cancel moves pending and running requests to cancelled and leaves final ones alone."""
+    for rid in ("p", "r", "f"):
+        store.create(record(rid))
+    store.claim("r", lease_until=NOW + 60)
+    store.claim("f", lease_until=NOW + 60)
+    store.finish("f", FAILED, error=("failed", "boom"), expires_at=int(NOW) + 99)
+    assert [store.cancel(rid) for rid in ("p", "r", "f", "none")] == [
+        CANCELLED, CANCELLED, FAILED, None]
+    assert store.claim("p", lease_until=NOW + 60) is False
+    failed = store.get("f")
+    assert failed is not None and (failed.error_code, failed.error_message) == ("failed", "boom")
+
+
+def test_finish_if_lease_expired(store: RequestStore) -> None:
+    """The lease condition fails a running request only once its lease has passed."""
+    store.create(record())
+    store.claim("r1", lease_until=NOW + 60)
+    assert store.finish("r1", FAILED, error=("failed", "late"), expires_at=int(NOW) + 9,
+                        only_if_lease_before=NOW) is False
+    assert store.finish("r1", FAILED, error=("failed", "late"), expires_at=int(NOW) + 9,
+                        only_if_lease_before=NOW + 61) is True
+
+
+def test_for_connection_lists_its_requests(store: RequestStore) -> None:
+    """for_connection finds a connection's requests and no other's."""
+    store.create(record("a", "c1"))
+    store.create(record("b", "c1"))
+    store.create(record("c", "c2"))
+    assert sorted(store.for_connection("c1")) == ["a", "b"]
+    assert store.for_connection("c3") == []
