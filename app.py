@@ -48,6 +48,12 @@ def publish(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return runtime.streamer().push(event)
 
 
+@app.lambda_function(name="fanout")
+def fanout(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A fan-out worker: delivers one large publish to a group of subscription shards."""
+    return runtime.streamer().fan_out_worker(event, context)
+
+
 @app.on_dynamodb_record(stream_arn=REQUESTS_STREAM_ARN, batch_size=10,
                         starting_position="TRIM_HORIZON")
 def process(event: DynamoDBEvent) -> dict[str, Any]:

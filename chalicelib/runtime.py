@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from chalicelib.parallel import Invoke
     from chalicelib.service import Streamer
+    from chalicelib.settings import Settings
 
 _lock = threading.Lock()
 _instance: Streamer | None = None
@@ -54,7 +56,34 @@ def build(env: Mapping[str, str] = os.environ) -> Streamer:
         lambda endpoint: ManagementApiSender.for_endpoint(
             endpoint, settings.region, settings.fanout_concurrency),
         requests=DynamoRequestStore(dynamodb, settings.table_prefix),
+        invoke=_lambda_invoker(settings) if settings.fanout_function_name else None,
+        idempotency=_idempotency_store(settings, dynamodb),
     )
+
+
+def _lambda_invoker(settings: Settings) -> Invoke:
+    """Asynchronous Lambda invocations (``InvocationType=Event``) for fan-out workers."""
+    import json
+
+    import boto3
+
+    client = boto3.client("lambda", endpoint_url=settings.lambda_endpoint_url,
+                          region_name=settings.region)
+
+    def invoke(function_name: str, payload: dict[str, Any]) -> None:
+        client.invoke(FunctionName=function_name, InvocationType="Event",
+                      Payload=json.dumps(payload).encode())
+
+    return invoke
+
+
+def _idempotency_store(settings: Settings, dynamodb: Any) -> Any:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from chalicelib.tables import IDEMPOTENCY
+
+    return DynamoDBPersistenceLayer(
+        table_name=IDEMPOTENCY.physical_name(settings.table_prefix), boto3_client=dynamodb)
 
 
 def configure(instance: Streamer | None) -> None:

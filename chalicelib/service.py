@@ -28,6 +28,7 @@ from chalicelib.errors import (
 )
 from chalicelib.model import Connection, Outgoing
 from chalicelib.observability import Unit, bind, count, flush_metrics, logger
+from chalicelib.parallel import Invoke, Job, ParallelFanout
 from chalicelib.processor import Processor
 from chalicelib.request_store import CANCELLED, RequestStore
 from chalicelib.sending import DeliveryReport, Fanout, Sender
@@ -40,11 +41,18 @@ OK = {"statusCode": 200}
 
 class Streamer:
     def __init__(self, settings: Settings, storage: Storage, sender_factory: SenderFactory,
-                 *, requests: RequestStore, clock: Callable[[], float] = time.time,
+                 *, requests: RequestStore, invoke: Invoke | None = None,
+                 idempotency: Any = None, clock: Callable[[], float] = time.time,
                  table: ActionTable = actions) -> None:
         self.settings = settings
         self.storage = storage
         self.requests = requests
+        self.parallel = ParallelFanout(
+            storage, threshold=settings.fanout_worker_threshold,
+            shards_per_worker=settings.fanout_shards_per_worker,
+            function_name=settings.fanout_function_name, invoke=invoke,
+            idempotency=idempotency,
+        )
         self._processor: Processor | None = None
         self._sender_factory = sender_factory
         self._fanouts: dict[str, Fanout] = {}
@@ -174,15 +182,22 @@ class Streamer:
         return Outgoing(tenant_id, channel, message_id, payload)
 
     def fan_out(self, message: Outgoing, exclude: str | None = None) -> None:
-        recipients = [
-            cid for cid in self.storage.subscribers(message.tenant_id, message.channel)
-            if cid != exclude
-        ]
-        report = self._fanout().deliver(recipients, message.payload)
+        endpoint = self.endpoint()
+        outcome = self.parallel.publish(message, exclude, endpoint, self.fanout_for(endpoint))
         logger.info("published", extra={
             "channel": message.channel, "message_id": message.message_id,
-            "recipients": len(recipients), **report.as_log(),
+            **outcome.as_log(),
         })
+
+    def fan_out_worker(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        """The ``fanout`` Lambda function: deliver one job's shards (see parallel.py)."""
+        bind(route="fanout")
+        job = Job.from_event(dict(event))
+        counts = self.parallel.work(job, self.fanout_for(job.endpoint), context)
+        logger.info("fan-out shards delivered", extra={
+            "channel": job.channel, "message_id": job.message_id,
+            "shards": list(job.shards), **counts})
+        return counts
 
     # -- backend push --------------------------------------------------------
 

@@ -32,6 +32,10 @@ class Settings:
     max_subscriptions: int = 100
     subscription_shards: int = 4
     fanout_concurrency: int = 16
+    fanout_function_name: str | None = None
+    fanout_worker_threshold: int = 1_000
+    fanout_shards_per_worker: int = 2
+    lambda_endpoint_url: str | None = None
     send_max_attempts: int = 3
     send_backoff_seconds: float = 0.05
     result_ttl_seconds: int = 86_400
@@ -75,6 +79,11 @@ class Settings:
             max_subscriptions=_int(env, "MAX_SUBSCRIPTIONS", 100, low=1, high=10_000),
             subscription_shards=_int(env, "SUBSCRIPTION_SHARDS", 4, low=1, high=1_000),
             fanout_concurrency=_int(env, "FANOUT_CONCURRENCY", 16, low=1, high=256),
+            fanout_function_name=env.get("FANOUT_FUNCTION_NAME") or None,
+            fanout_worker_threshold=_int(env, "FANOUT_WORKER_THRESHOLD", 1_000, low=1),
+            fanout_shards_per_worker=_int(env, "FANOUT_SHARDS_PER_WORKER", 2, low=1,
+                                          high=1_000),
+            lambda_endpoint_url=env.get("LAMBDA_ENDPOINT_URL") or None,
             send_max_attempts=_int(env, "SEND_MAX_ATTEMPTS", 3, low=1, high=10),
             send_backoff_seconds=_float(env, "SEND_BACKOFF_SECONDS", 0.05, low=0.0, high=5.0),
             result_ttl_seconds=_int(env, "RESULT_TTL_SECONDS", 86_400, low=60),

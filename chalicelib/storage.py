@@ -39,7 +39,13 @@ class Storage(Protocol):
         """Remove a subscription; False if there was none."""
         ...
 
-    def subscribers(self, tenant_id: str, channel: str) -> list[str]: ...
+    def subscribers(self, tenant_id: str, channel: str,
+                    shards: list[int] | None = None) -> list[str]:
+        """Live subscribers of a channel, in all shards or only ``shards``."""
+        ...
+
+    @property
+    def shards(self) -> int: ...
 
     def remove_connection(self, connection_id: str) -> Connection | None:
         """Delete a connection and all its subscriptions; the deleted record, if any."""
@@ -175,10 +181,15 @@ class DynamoStorage:
             raise StorageError(f"unsubscribe failed: {type(exc).__name__}") from exc
         return True
 
-    def subscribers(self, tenant_id: str, channel: str) -> list[str]:
+    @property
+    def shards(self) -> int:
+        return self._shards
+
+    def subscribers(self, tenant_id: str, channel: str,
+                    shards: list[int] | None = None) -> list[str]:
         now = str(int(self._clock()))
         ids: list[str] = []
-        for shard in range(self._shards):
+        for shard in range(self._shards) if shards is None else shards:
             for item in self._query(
                 TableName=self._subscriptions,
                 KeyConditionExpression="channel_key = :k",

@@ -15,9 +15,11 @@ Keys (see DESIGN.md, "Data model principles"):
   connection's subscriptions for cleanup on disconnect.
 - ``requests``: asynchronous requests, by ``request_id``; its stream drives the
   processor; ``by_connection`` finds a connection's requests to cancel them.
+- ``idempotency``: Powertools' idempotency records, so a retried fan-out worker never
+  delivers a shard group twice.
 
-Every table uses ``expires_at`` (epoch seconds) as its TTL attribute, and readers
-ignore rows whose ``expires_at`` has passed, because TTL deletion lags.
+Streamer's own tables use ``expires_at`` (epoch seconds) as their TTL attribute, and
+readers ignore rows whose ``expires_at`` has passed, because TTL deletion lags.
 """
 
 from __future__ import annotations
@@ -90,7 +92,12 @@ REQUESTS = Table(
     point_in_time_recovery=True,
 )
 
-TABLES: tuple[Table, ...] = (CONNECTIONS, SUBSCRIPTIONS, REQUESTS)
+# Powertools' idempotency records for fan-out workers (one per message and shard
+# group), in the schema its DynamoDBPersistenceLayer expects: key "id", TTL
+# "expiration" (Powertools checks expiry itself on read).
+IDEMPOTENCY = Table(name="idempotency", partition_key="id", ttl_attribute="expiration")
+
+TABLES: tuple[Table, ...] = (CONNECTIONS, SUBSCRIPTIONS, REQUESTS, IDEMPOTENCY)
 
 
 def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:

@@ -138,6 +138,10 @@ class LocalStack:
         # With port 0 the URL is known only now; no invocation has run yet (the loop
         # has not turned since the socket was bound), and the app reads it lazily.
         self.env["WS_ENDPOINT_URL"] = self.gateway.connections_url
+        # Large publishes fan out in workers: asynchronous invocations of the app's
+        # ``fanout`` function through this gateway's Lambda Invoke API, as on AWS.
+        self.env["LAMBDA_ENDPOINT_URL"] = self.gateway.http_url
+        self.env.setdefault("FANOUT_FUNCTION_NAME", "fanout")
         self.poller = StreamPoller(
             app, endpoint, opts.table_prefix,
             redeliver_fraction=opts.faults.redeliver_fraction, seed=opts.faults.seed,

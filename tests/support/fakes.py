@@ -80,10 +80,11 @@ class FakeStorage:
                     stored, max(0, stored.subscription_count - 1))
             return True
 
-    def subscribers(self, tenant_id: str, channel: str) -> list[str]:
+    def subscribers(self, tenant_id: str, channel: str,
+                    shards: list[int] | None = None) -> list[str]:
         now = self.clock()
         ids: list[str] = []
-        for shard in range(self.shards):
+        for shard in range(self.shards) if shards is None else shards:
             rows = self.subscriptions.get(channel_key(tenant_id, channel, shard), {})
             ids.extend(cid for cid, expires in rows.items() if expires > now)
         return ids

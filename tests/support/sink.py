@@ -4,6 +4,9 @@ It speaks the Management API's wire shape (``POST /{stage}/@connections/{id}``) 
 free loopback port, so the app's boto3 sender talks to it with only an endpoint
 URL. Chosen connection ids can be answered 410 Gone, 429 LimitExceededException
 (a number of times), or 500.
+
+It also answers Lambda's asynchronous Invoke API (``InvocationType: Event``), handing
+each payload to ``on_invoke`` in a new thread, as Lambda would run a worker.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
@@ -26,6 +30,9 @@ class ConnectionsSink:
         self.throttle: dict[str, int] = {}
         self.fail: set[str] = set()
         self.attempts: dict[str, int] = defaultdict(int)
+        self.on_invoke: Callable[[str, dict[str, Any]], None] | None = None
+        self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -34,6 +41,10 @@ class ConnectionsSink:
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_port}/{STAGE}"
+
+    @property
+    def lambda_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def start(self) -> ConnectionsSink:
         self._thread.start()
@@ -50,6 +61,22 @@ class ConnectionsSink:
             self.throttle.clear()
             self.fail.clear()
             self.attempts.clear()
+            self.invocations.clear()
+        self.on_invoke = None
+        self.join_workers()
+        self._workers.clear()
+
+    def invoke(self, function_name: str, payload: dict[str, Any]) -> None:
+        with self._lock:
+            self.invocations.append((function_name, payload))
+        if self.on_invoke is not None:
+            worker = threading.Thread(target=self.on_invoke, args=(function_name, payload))
+            worker.start()
+            self._workers.append(worker)
+
+    def join_workers(self, timeout: float = 30.0) -> None:
+        for worker in list(self._workers):
+            worker.join(timeout)
 
     def received(self, connection_id: str, type_: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
@@ -94,6 +121,13 @@ class ConnectionsSink:
                 prefix = f"/{STAGE}/@connections/"
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                if self.path.startswith("/2015-03-31/functions/"):
+                    name = unquote(self.path.split("/")[3])
+                    sink.invoke(name, json.loads(body))
+                    self.send_response(202)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if not self.path.startswith(prefix):
                     self._reply(404, "NotFoundException")
                     return
