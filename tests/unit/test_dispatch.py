@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-import chalicelib.actions  # noqa: F401  (registers the built-in actions)
+import chalicelib.actions  # registers the built-in actions
 import chalicelib.request_actions  # noqa: F401  (registers request, cancel, status)
 from chalicelib.auth import Identity
 from chalicelib.dispatch import ActionContext, ActionTable, Reply, actions, run
