@@ -152,19 +152,66 @@ def test_subscription_limit_answers_limit_exceeded(start_streamer: StartStreamer
     assert channels == ["a", "c"]
 
 
-@pytest.mark.parametrize("frame", [
-    {"action": "request", "id": "r", "kind": "echo", "payload": {"x": 1}},
-    {"action": "cancel", "id": "r", "request_id": "abc"},
-    {"action": "status", "id": "r", "request_id": "abc"},
-])
-def test_request_actions_are_not_served_yet(streamer: StreamerStack,
-                                            frame: dict[str, Any]) -> None:
-    """request/cancel/status answer ``unknown_action`` until the processor exists.
+def test_request_is_stored_pending_and_cancel_and_status_follow_it(
+        streamer: StreamerStack) -> None:
+    """``request`` acks a request id; ``status`` shows it pending; ``cancel`` cancels it once.
 
-    PROTOCOL.md section 4 describes them; update this test when the processor lands.
+    No stream poller runs here, so the request stays ``pending`` until cancelled (the
+    processor's own end-to-end tests cover running work).
     """
+    client = streamer.client("alice")
+    ack = client.call({"action": "request", "id": "r", "kind": "echo", "payload": {"x": 1}})
+    assert ack["type"] == "ack" and ack["action"] == "request", ack
+    request_id = ack["request_id"]
+    status = client.call({"action": "status", "id": "q1", "request_id": request_id})
+    assert status["type"] == "request" and status["request_id"] == request_id
+    assert status["state"] == "pending", status
+    cancel = client.call({"action": "cancel", "id": "c1", "request_id": request_id})
+    assert cancel == {"type": "ack", "id": "c1", "action": "cancel",
+                      "request_id": request_id, "state": "cancelled"}
+    cancelled = client.wait_for(lambda f: f["type"] == "error" and "id" not in f)
+    assert cancelled["code"] == "cancelled" and cancelled["request_id"] == request_id
+    again = client.call({"action": "cancel", "id": "c2", "request_id": request_id})
+    assert again["state"] == "cancelled"
+    final = client.call({"action": "status", "id": "q2", "request_id": request_id})
+    assert final["state"] == "cancelled"
+    client.drain(QUIET)
+    assert [f for f in client.frames if f.get("code") == "cancelled"] == [cancelled]
+
+
+def test_requests_of_others_and_unknown_ids_are_not_found(streamer: StreamerStack) -> None:
+    """``status``/``cancel`` of another user's (or no) request answer ``not_found``."""
+    alice = streamer.client("alice")
+    mallory = streamer.client("mallory")
+    request_id = alice.call({"action": "request", "id": "r", "kind": "echo",
+                             "payload": {}})["request_id"]
+    for action in ("status", "cancel"):
+        for rid in (request_id, "0" * 32):
+            _error(mallory.call({"action": action, "id": "x", "request_id": rid}),
+                   "not_found", "x")
+    assert alice.call({"action": "status", "id": "q", "request_id": request_id})["state"] \
+        == "pending"
+
+
+@pytest.mark.parametrize("frame", [
+    {"action": "request", "id": "r", "kind": "no-such-kind", "payload": {}},
+    {"action": "request", "id": "r", "kind": "echo", "payload": [1]},
+    {"action": "request", "id": "r", "kind": "echo"},
+])
+def test_bad_requests_are_refused_and_nothing_is_stored(
+        streamer: StreamerStack, frame: dict[str, Any]) -> None:
+    """An unknown kind or a payload that is not an object is ``bad_request``, nothing stored."""
     client = streamer.client()
-    _error(client.call(frame), "unknown_action", "r")
+    _error(client.call(frame), "bad_request", "r")
+    table = f"{streamer.table_prefix}requests"
+    assert streamer.db.scan(TableName=table, ConsistentRead=True)["Items"] == []
+
+
+def test_request_needs_write_permission(streamer: StreamerStack) -> None:
+    """``request`` without ``write`` answers ``forbidden``."""
+    client = streamer.client(permissions=("read",))
+    _error(client.call({"action": "request", "id": "r", "kind": "echo", "payload": {}}),
+           "forbidden", "r")
 
 
 def test_expired_token_refuses_actions_but_ping(streamer: StreamerStack) -> None:
