@@ -5,7 +5,8 @@ A pytest plugin: test modules load it with ``pytest_plugins = ["tests.e2e.stream
 :class:`~local.testing.GatewayThread` for ``app.py`` on a free port and installs a
 Streamer built from the environment the local stack gives the app
 (:func:`local.stack.app_environment`) on the test's own tables on moto's server, plus
-any extra variables (``MAX_SUBSCRIPTIONS="2"``...). Clients are websockets' sync client
+any extra variables (``MAX_SUBSCRIPTIONS="2"``...); with ``memory=True`` the storage is
+in memory instead (see :func:`in_memory_streamer`). Clients are websockets' sync client
 wrapped in :class:`WsClient`, which keeps every frame it receives so tests correlate
 replies by ``id`` / ``type`` and never by order (PROTOCOL.md section 2).
 
@@ -27,11 +28,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from chalicelib import runtime
+from chalicelib.sending import ManagementApiSender
+from chalicelib.service import Streamer
+from chalicelib.settings import Settings
 from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS
 from chalicelib.testing import make_token
 from local.settings import Faults, GatewaySettings
 from local.stack import app_environment, load_app
 from local.testing import GatewayThread
+from tests.support.fakes import FakeRequestStore, FakeStorage
 
 SECRET = "streamer-e2e-test-secret-of-at-least-32-bytes"
 Frame = dict[str, Any]
@@ -127,6 +132,7 @@ class StreamerStack:
         self.table_prefix = table_prefix
         self.db = db
         self.clients: list[WsClient] = []
+        self.memory: FakeStorage | None = None  # set for an in-memory app
 
     @property
     def url(self) -> str:
@@ -202,6 +208,23 @@ class StreamerStack:
 StartStreamer = Callable[..., StreamerStack]
 
 
+def in_memory_streamer(env: dict[str, str], storage: FakeStorage) -> Streamer:
+    """The app's Streamer with the real @connections sender but in-memory storage.
+
+    For load beyond what moto can serve: its TransactWriteItems deep-copies every table
+    in the transaction (O(rows) per subscribe, so O(n^2) for n subscribers) and races
+    with concurrent writes (HTTP 500 "dictionary changed size during iteration").
+    FakeStorage keeps DynamoStorage's contract (tests/functional/test_storage_contract.py).
+    """
+    settings = Settings.from_env(env)
+    return Streamer(
+        settings, storage,
+        lambda endpoint: ManagementApiSender.for_endpoint(
+            endpoint, settings.region, settings.fanout_concurrency),
+        requests=FakeRequestStore(),
+    )
+
+
 @pytest.fixture
 def start_streamer(dynamodb_endpoint: str, dynamodb_client: Any,
                    table_prefix: str) -> Iterator[StartStreamer]:
@@ -209,7 +232,7 @@ def start_streamer(dynamodb_endpoint: str, dynamodb_client: Any,
     started: list[StreamerStack] = []
 
     def start(settings: GatewaySettings | None = None, faults: Faults | None = None,
-              **env: str) -> StreamerStack:
+              *, memory: bool = False, **env: str) -> StreamerStack:
         assert not started, "one app per test: the Streamer instance is process-wide"
         gateway = GatewayThread(load_app("app:app"), settings=settings, faults=faults)
         gateway.start()
@@ -219,7 +242,12 @@ def start_streamer(dynamodb_endpoint: str, dynamodb_client: Any,
             dynamodb_endpoint_url=dynamodb_endpoint, table_prefix=table_prefix,
             ws_endpoint_url=gateway.connections_url, secret=SECRET, stream_arns={},
         )
-        runtime.configure(runtime.build({**values, "SEND_BACKOFF_SECONDS": "0.01", **env}))
+        app_env = {**values, "SEND_BACKOFF_SECONDS": "0.01", **env}
+        if memory:
+            stack.memory = FakeStorage(int(app_env.get("SUBSCRIPTION_SHARDS", "4")))
+            runtime.configure(in_memory_streamer(app_env, stack.memory))
+        else:
+            runtime.configure(runtime.build(app_env))
         return stack
 
     try:
