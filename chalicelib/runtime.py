@@ -30,8 +30,10 @@ def streamer() -> Streamer:
         return _instance
 
 
-def build(env: Mapping[str, str] = os.environ) -> Streamer:
-    """A Streamer wired to DynamoDB and the Management API from ``env``'s settings."""
+def build(env: Mapping[str, str] | None = None) -> Streamer:
+    """A Streamer wired to DynamoDB and the Management API from ``env``'s settings
+    (the process environment by default, looked up now: chalice.test swaps
+    ``os.environ`` for a copy during an invocation)."""
     import boto3
     from botocore.config import Config
 
@@ -41,7 +43,7 @@ def build(env: Mapping[str, str] = os.environ) -> Streamer:
     from chalicelib.settings import Settings
     from chalicelib.storage import DynamoStorage
 
-    settings = Settings.from_env(env)
+    settings = Settings.from_env(os.environ if env is None else env)
     dynamodb = boto3.client(
         "dynamodb",
         endpoint_url=settings.dynamodb_endpoint_url,
