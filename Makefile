@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit functional e2e lock clean
+.PHONY: run test lint typecheck unit functional e2e lock clean package
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,3 +38,9 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# `chalice package` with the generated merge template into build/package-$(STAGE)/;
+# prints the zip size. See docs/deploy.md. STAGE=prod for production.
+STAGE ?= dev
+package: $(STAMP)
+	$(PY) -m infra.package --stage $(STAGE)
