@@ -1,30 +1,37 @@
-"""A fast :class:`~chalicelib.sending.Sender`: hand-signed SigV4 POSTs on kept-alive pools.
+"""A fast :class:`~chalicelib.sending.Sender`: hand-signed SigV4 POSTs on kept-alive sockets.
 
 :class:`FastSender` posts to the Management API (``POST {stage}/@connections/{id}``)
-through a urllib3 connection pool (urllib3 ships with botocore, so it is already in
-the Lambda runtime) and signs each request with :class:`SigV4Signer`. It raises the
-same :class:`~chalicelib.errors.SendError` subclasses as
-:class:`~chalicelib.sending.ManagementApiSender` for the same responses, because its
-errors are parsed the way botocore's rest-json parser reads them and then classified
-by the very same :func:`~chalicelib.sending.translate_client_error`.
+and raises the same :class:`~chalicelib.errors.SendError` subclasses as
+:class:`~chalicelib.sending.ManagementApiSender` for the same responses: error
+responses are parsed the way botocore's rest-json parser reads them and classified by
+the very same :func:`~chalicelib.sending.translate_client_error`; a connection error
+or timeout is a :class:`~chalicelib.errors.ServerError`, as botocore's are there.
 
-Why the signer is hand-written: botocore's ``SigV4Auth.add_auth`` needs an
-``AWSRequest``; per call it re-parses the URL, copies and lower-cases the headers into
-an ``HTTPHeaders`` twice (once for the canonical request, once for the
-``Authorization`` value), re-normalises the path, and re-derives the signing key with
-four HMACs. Measured on this machine (bench/sender_cpu.py, loopback sink in another
-process): boto3 ``post_to_connection`` about 600-900 us of client CPU per delivery,
-``SigV4Auth`` on an ``AWSRequest`` plus the same urllib3 pool about 130 us, the
-signature alone about 40 us through ``SigV4Auth`` against about 6 us here. The
-request shape never changes (one method, one host, no query, three signed headers at
-most), so the canonical request is a format string and the derived key is cached per
-(secret, date); tests prove the ``Authorization`` value is byte-equal to
-``SigV4Auth``'s for the same inputs.
+Why hand-written, measured on this machine (``python -m bench.sender_cpu``: client CPU
+per delivery, sink in another process on loopback; see bench/README.md):
 
-Credentials come from botocore's chain unless given: ``get_frozen_credentials()`` is
-called on every post (a few microseconds; ``RefreshableCredentials`` refreshes
-itself there, so expiring role credentials are picked up), and a session token is
-sent as ``X-Amz-Security-Token`` and signed, as botocore does.
+- boto3 ``post_to_connection`` costs about 1,000 us: parameter validation, the
+  serializer, the event hooks, the retry handler and the response parser all run
+  for a request whose shape never changes.
+- botocore's ``SigV4Auth.add_auth`` alone costs about 100 us: it needs an
+  ``AWSRequest``, re-parses the URL, copies the headers into ``HTTPHeaders`` twice,
+  re-normalises the path and re-derives the signing key (four HMACs) on every call.
+  :class:`SigV4Signer` costs about 7 us: the canonical request is a format string
+  over at most three signed headers, and the derived key is cached per (secret, date).
+  Tests prove its ``Authorization`` is byte-equal to ``SigV4Auth``'s.
+- urllib3's ``urlopen`` alone costs about 280 us per kept-alive POST (http.client's
+  ``putheader`` per header, two ``send`` calls, the ``email`` header parser, Retry and
+  Timeout objects), about twice the whole budget. A request written with one
+  ``sendall`` and a response read with one ``recv`` costs about 30 us, most of it the
+  kernel's. :class:`ConnectionPool` is that: HTTP/1.1 keep-alive over stdlib
+  ``socket``/``ssl`` (TLS verified against botocore's CA bundle), bounded like
+  urllib3's ``block=True`` pool, dropped idle connections detected before reuse the
+  way urllib3 does. It reads Content-Length, chunked and read-to-close bodies.
+- botocore's ``RefreshableCredentials.get_frozen_credentials()`` costs about 48 us
+  (a tz-aware clock read per call); frozen credentials are therefore taken at most
+  once a second, far inside botocore's 10-15 minute refresh window.
+
+No proxy support (botocore honours ``HTTPS_PROXY``): use ManagementApiSender there.
 """
 
 from __future__ import annotations
@@ -32,18 +39,21 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import select
+import socket
+import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any, Protocol
+from http.client import responses
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, urlsplit
 
 import botocore.session
-import urllib3
 from botocore.exceptions import ClientError
 from botocore.httpsession import get_cert_path
-from urllib3.exceptions import HTTPError as Urllib3Error
 
 from chalicelib.errors import ConfigError, ServerError
 from chalicelib.sending import translate_client_error
@@ -53,7 +63,11 @@ SERVICE = "execute-api"
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REGION_IN_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+_MAX_HEAD = 64 * 1024
+_MAX_BODY = 1024 * 1024
 
+
+# --- credentials ---------------------------------------------------------------------
 
 class FrozenCredentials(Protocol):
     @property
@@ -74,7 +88,7 @@ class CredentialSource(Protocol):
 
 @dataclass(frozen=True)
 class StaticCredentials:
-    """Fixed credentials (tests, benchmarks, the local stack)."""
+    """Fixed credentials (tests, benchmarks)."""
 
     access_key: str
     secret_key: str
@@ -83,6 +97,16 @@ class StaticCredentials:
     def get_frozen_credentials(self) -> StaticCredentials:
         return self
 
+
+def botocore_credentials() -> CredentialSource:
+    """Credentials from botocore's chain (environment, profile, container, role...)."""
+    credentials: CredentialSource | None = botocore.session.get_session().get_credentials()
+    if credentials is None:
+        raise ConfigError("no AWS credentials found for the @connections sender")
+    return credentials
+
+
+# --- SigV4 ---------------------------------------------------------------------------
 
 def remove_dot_segments(path: str) -> str:
     """RFC 3986 dot-segment removal plus collapsed slashes, exactly as botocore's."""
@@ -123,7 +147,7 @@ def encode_connection_id(connection_id: str) -> str:
 
 
 class SigV4Signer:
-    """SigV4 ``Authorization`` values for bodies POSTed to one region and service.
+    """SigV4 ``Authorization`` values for requests to one region and service.
 
     Signs ``host``, ``x-amz-date`` and, with a session token, ``x-amz-security-token``
     (the set botocore signs for ``post_to_connection``). The signing key is cached for
@@ -168,13 +192,195 @@ class SigV4Signer:
                 f"SignedHeaders={signed}, Signature={signature}")
 
 
-def botocore_credentials() -> CredentialSource:
-    """Credentials from botocore's chain (environment, profile, container, role...)."""
-    credentials: CredentialSource | None = botocore.session.get_session().get_credentials()
-    if credentials is None:
-        raise ConfigError("no AWS credentials found for the @connections sender")
-    return credentials
+# --- HTTP/1.1 keep-alive transport ------------------------------------------------------
 
+class ProtocolError(Exception):
+    """The peer broke HTTP/1.1 framing or closed the connection mid-response."""
+
+
+class Response(NamedTuple):
+    status: int
+    reason: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    reusable: bool
+
+
+class _Connection:
+    """One kept-alive socket."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def dropped(self) -> bool:
+        """True when an idle connection has become readable: EOF, or stray bytes."""
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(0))
+
+    def _more(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ProtocolError("connection closed before the response ended")
+        return chunk
+
+    def exchange(self, request: bytes) -> Response:
+        self.sock.sendall(request)
+        response, rest = self._read_response(b"")
+        while response.status < 200:  # 1xx: informational, the real one follows
+            response, rest = self._read_response(rest)
+        if rest:  # bytes nobody asked for: do not trust this connection again
+            return response._replace(reusable=False)
+        return response
+
+    def _read_response(self, data: bytes) -> tuple[Response, bytes]:
+        end = data.find(b"\r\n\r\n")
+        while end < 0:
+            if len(data) > _MAX_HEAD:
+                raise ProtocolError("response head too long")
+            data += self._more()
+            end = data.find(b"\r\n\r\n")
+        lines = data[:end].decode("latin-1").split("\r\n")
+        rest = data[end + 4:]
+        version, _, status_reason = lines[0].partition(" ")
+        code, _, reason = status_reason.partition(" ")
+        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+            raise ProtocolError(f"bad status line {lines[0][:80]!r}")
+        status = int(code)
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if not colon:
+                raise ProtocolError("bad header line")
+            name = name.strip().lower()
+            value = value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        connection = headers.get("connection", "").lower()
+        reusable = ("close" not in connection if version == "HTTP/1.1"
+                    else "keep-alive" in connection)
+        if status < 200 or status in {204, 304}:
+            body = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            body, rest = self._chunked(rest)
+        elif "content-length" in headers:
+            length = headers["content-length"]
+            if not length.isdigit() or int(length) > _MAX_BODY:
+                raise ProtocolError("bad Content-Length")
+            size = int(length)
+            while len(rest) < size:
+                rest += self._more()
+            body, rest = rest[:size], rest[size:]
+        else:  # delimited by the server closing the connection
+            chunks = [rest]
+            while chunk := self.sock.recv(65536):
+                chunks.append(chunk)
+            body, rest, reusable = b"".join(chunks), b"", False
+        return Response(status, reason, headers, body, reusable), rest
+
+    def _line(self, data: bytes) -> tuple[bytes, bytes]:
+        end = data.find(b"\r\n")
+        while end < 0:
+            if len(data) > _MAX_HEAD:
+                raise ProtocolError("chunk line too long")
+            data += self._more()
+            end = data.find(b"\r\n")
+        return data[:end], data[end + 2:]
+
+    def _chunked(self, data: bytes) -> tuple[bytes, bytes]:
+        body = bytearray()
+        while True:
+            line, data = self._line(data)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise ProtocolError("bad chunk size") from None
+            if size == 0:  # optional trailers, then an empty line
+                while line:
+                    line, data = self._line(data)
+                return bytes(body), data
+            if len(body) + size > _MAX_BODY:
+                raise ProtocolError("chunked body too large")
+            while len(data) < size + 2:
+                data += self._more()
+            body += data[:size]
+            data = data[size + 2:]
+
+
+class ConnectionPool:
+    """At most ``size`` kept-alive connections to one host, shared by threads."""
+
+    def __init__(self, scheme: str, host: str, port: int, *, size: int,
+                 connect_timeout: float, read_timeout: float,
+                 ca_bundle: str | None = None) -> None:
+        self._address = (host, port)
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._https = scheme == "https"
+        self._ca_bundle = ca_bundle
+        self._tls: ssl.SSLContext | None = None  # built at the first connection
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[_Connection] = []
+        self._lock = threading.Lock()
+        self.opened = 0  # connections ever opened (tests and metrics)
+
+    def request(self, data: bytes) -> Response:
+        """Send one serialised request and read its response, on a kept-alive socket."""
+        with self._slots:
+            connection = self._checkout()
+            try:
+                response = connection.exchange(data)
+            except BaseException:
+                connection.sock.close()
+                raise
+            if response.reusable:
+                with self._lock:
+                    self._idle.append(connection)
+            else:
+                connection.sock.close()
+            return response
+
+    def _checkout(self) -> _Connection:
+        while True:
+            with self._lock:
+                connection = self._idle.pop() if self._idle else None
+            if connection is None:
+                return self._open()
+            if not connection.dropped():
+                return connection
+            connection.sock.close()
+
+    def _open(self) -> _Connection:
+        sock = socket.create_connection(self._address, timeout=self._connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(self._read_timeout)
+            if self._https:
+                sock = self._tls_context().wrap_socket(sock, server_hostname=self._address[0])
+        except BaseException:
+            sock.close()
+            raise
+        with self._lock:
+            self.opened += 1
+        return _Connection(sock)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._tls is None:
+                # Verified against the CA bundle botocore would use (loading it is ~10 ms).
+                self._tls = ssl.create_default_context(
+                    cafile=self._ca_bundle or get_cert_path(True))
+            return self._tls
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.sock.close()
+
+
+# --- the sender ------------------------------------------------------------------------
 
 def region_for(endpoint_url: str, region: str | None) -> str:
     """The signing region: given, else the one in an execute-api host name."""
@@ -186,98 +392,98 @@ def region_for(endpoint_url: str, region: str | None) -> str:
     return found.group(1)
 
 
-class FastSender:
-    """:class:`~chalicelib.sending.Sender` over urllib3 with a hand-written SigV4 signer.
+class _PerSecond(NamedTuple):
+    second: int
+    amz_date: str
+    credentials: FrozenCredentials
 
-    Thread-safe: the pool hands each thread its own kept-alive connection (``block``
-    makes callers wait rather than open more than ``pool_size``).
+
+class FastSender:
+    """:class:`~chalicelib.sending.Sender` with a hand-written signer and transport.
+
+    Thread-safe: Fanout's workers share it; each takes a pooled connection of its own
+    and waits when ``pool_size`` are busy.
     """
 
     def __init__(self, endpoint_url: str, region: str | None = None, *,
                  pool_size: int = 10, credentials: CredentialSource | None = None,
                  connect_timeout: float = 3.0, read_timeout: float = 5.0,
                  clock: Callable[[], float] = time.time,
-                 ca_certs: str | None = None) -> None:
+                 ca_bundle: str | None = None) -> None:
         parts = urlsplit(endpoint_url)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise ConfigError(f"endpoint must be an http(s) URL, got {endpoint_url!r}")
+        if not parts.path.isascii() or parts.query or parts.fragment:
+            raise ConfigError(f"endpoint must be scheme://host[:port][/stage]: {endpoint_url}")
         self._credentials = credentials if credentials is not None else botocore_credentials()
         self._signer = SigV4Signer(region_for(endpoint_url, region))
         self._clock = clock
         self._host = host_header(endpoint_url)
         self._prefix = parts.path.rstrip("/") + "/@connections/"
-        self._canonical_prefix = canonical_uri(self._prefix.rstrip("/")) + "/"
-        self._second = -1
-        self._amz_date = ""
-        options: dict[str, Any] = {}
-        if parts.scheme == "https":
-            options["ca_certs"] = ca_certs or _botocore_ca_bundle()
-            options["cert_reqs"] = "CERT_REQUIRED"
-        self._pool = urllib3.connection_from_url(
-            endpoint_url, maxsize=pool_size, block=True, retries=False,
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout), **options)
+        self._canonical_prefix = canonical_uri(self._prefix)
+        self._now: _PerSecond | None = None
+        self.pool = ConnectionPool(
+            parts.scheme, parts.hostname, parts.port or _DEFAULT_PORTS[parts.scheme],
+            size=pool_size, connect_timeout=connect_timeout, read_timeout=read_timeout,
+            ca_bundle=ca_bundle)
 
     @property
     def region(self) -> str:
         return self._signer.region
 
     def close(self) -> None:
-        self._pool.close()
+        self.pool.close()
 
-    def amz_date(self) -> str:
-        """``X-Amz-Date`` for now, formatted at most once a second."""
-        now = int(self._clock())
-        if now != self._second:
-            self._amz_date = time.strftime(_AMZ_DATE, time.gmtime(now))
-            self._second = now
-        return self._amz_date
+    def _per_second(self) -> _PerSecond:
+        """``X-Amz-Date`` and frozen credentials, both renewed at most once a second."""
+        second = int(self._clock())
+        now = self._now
+        if now is None or now.second != second:
+            now = _PerSecond(second, time.strftime(_AMZ_DATE, time.gmtime(second)),
+                             self._credentials.get_frozen_credentials())
+            self._now = now
+        return now
 
-    def request_headers(self, connection_id: str, data: bytes,
-                        amz_date: str | None = None) -> tuple[str, dict[str, str]]:
-        """The path and the signed headers for posting ``data`` to ``connection_id``."""
-        creds = self._credentials.get_frozen_credentials()
+    def request_bytes(self, connection_id: str, data: bytes) -> bytes:
+        """The signed HTTP/1.1 request posting ``data`` to ``connection_id``."""
+        now = self._per_second()
+        creds = now.credentials
         encoded = encode_connection_id(connection_id)
-        path = self._prefix + encoded
         if encoded in {".", ".."}:  # dot segments: botocore signs the normalised path
-            canonical = canonical_uri(path)
+            canonical = canonical_uri(self._prefix + encoded)
         else:
             canonical = self._canonical_prefix + encoded.replace("%", "%25")
-        when = amz_date or self.amz_date()
         token = creds.token
-        headers = {
-            "Host": self._host,
-            "X-Amz-Date": when,
-            "Authorization": self._signer.authorization(
-                method="POST", host=self._host, canonical_uri=canonical, amz_date=when,
-                payload_hash=sha256(data).hexdigest(), access_key=creds.access_key,
-                secret_key=creds.secret_key, token=token),
-        }
-        if token:
-            headers["X-Amz-Security-Token"] = token
-        return path, headers
+        authorization = self._signer.authorization(
+            method="POST", host=self._host, canonical_uri=canonical, amz_date=now.amz_date,
+            payload_hash=sha256(data).hexdigest(), access_key=creds.access_key,
+            secret_key=creds.secret_key, token=token)
+        token_line = f"X-Amz-Security-Token: {token}\r\n" if token else ""
+        head = (f"POST {self._prefix}{encoded} HTTP/1.1\r\nHost: {self._host}\r\n"
+                f"X-Amz-Date: {now.amz_date}\r\n{token_line}"
+                f"Authorization: {authorization}\r\nContent-Length: {len(data)}\r\n\r\n")
+        return head.encode() + data
 
     def post(self, connection_id: str, data: bytes) -> None:
-        path, headers = self.request_headers(connection_id, data)
+        request = self.request_bytes(connection_id, data)
         try:
-            response = self._pool.urlopen(
-                "POST", path, body=data, headers=headers, retries=False,
-                redirect=False, assert_same_host=False, preload_content=True)
-        except (Urllib3Error, OSError) as exc:
-            # Same class the boto3 path gives a connection error: ServerError, retryable.
+            response = self.pool.request(request)
+        except (OSError, ProtocolError) as exc:
+            # The class the boto3 path gives a connection error or timeout: retryable.
             raise ServerError(connection_id, type(exc).__name__) from exc
         if response.status >= 301:  # botocore's threshold for an error response
-            failure = client_error(response.status, response.reason or "",
-                                   response.headers, response.data)
+            failure = client_error(response.status, response.headers, response.body)
             raise translate_client_error(connection_id, failure) from failure
 
 
-def parse_error(status: int, reason: str, headers: Mapping[str, str],
-                body: bytes) -> dict[str, Any]:
-    """The ``ClientError.response`` botocore's rest-json parser builds for an error."""
+# --- errors, read as botocore's rest-json parser reads them -----------------------------
+
+def parse_error(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """The ``ClientError.response`` botocore builds for an error response."""
     metadata = {"HTTPStatusCode": status}
     stripped = body.strip()
     if status >= 500 and (not stripped or stripped.startswith(b"<html>")):
-        return {"Error": {"Code": str(status), "Message": reason},
+        return {"Error": {"Code": str(status), "Message": responses.get(status, "")},
                 "ResponseMetadata": metadata}
     parsed: Any
     try:
@@ -287,8 +493,6 @@ def parse_error(status: int, reason: str, headers: Mapping[str, str],
     if not isinstance(parsed, dict):
         parsed = {}
     code: Any = parsed.get("__type", str(status))
-    if isinstance(code, str):
-        code = code.split(":", 1)[0].rsplit("#", 1)[-1]
     lowered = {name.lower(): value for name, value in headers.items()}
     if "x-amzn-errortype" in lowered:
         code = lowered["x-amzn-errortype"]
@@ -300,12 +504,6 @@ def parse_error(status: int, reason: str, headers: Mapping[str, str],
     return {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata}
 
 
-def client_error(status: int, reason: str, headers: Mapping[str, str],
-                 body: bytes) -> ClientError:
+def client_error(status: int, headers: Mapping[str, str], body: bytes) -> ClientError:
     """The ClientError boto3 raises for this response, for the shared translation."""
-    return ClientError(parse_error(status, reason, headers, body), "PostToConnection")
-
-
-def _botocore_ca_bundle() -> str:
-    path: str = get_cert_path(True)
-    return path
+    return ClientError(parse_error(status, headers, body), "PostToConnection")
