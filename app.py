@@ -19,6 +19,8 @@ from chalicelib import runtime
 # configure_logs=False: logs go through the Powertools JSON logger, whose
 # logger name ("streamer") Chalice would otherwise also print in its own format.
 app = Chalice(app_name="streamer", configure_logs=False)
+# Chalice still gates packaging and deploying WebSocket handlers behind this flag.
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 
 # The local stream poller matches this ARN to its table by the table name in it.
 REQUESTS_STREAM_ARN = os.environ.get(

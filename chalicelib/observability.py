@@ -24,9 +24,18 @@ Unit = MetricUnit
 
 
 def bind(**keys: Any) -> None:
-    """Start an invocation's log context: drop the previous one, keep these keys."""
-    logger.clear_state()
-    logger.append_keys(**{k: v for k, v in keys.items() if v is not None})
+    """Start an invocation's log context: drop the previous one, keep these keys.
+
+    The keys are thread-local: Lambda runs one invocation per container, but the local
+    gateway runs many at once in threads, and their log lines must not mix keys.
+    """
+    logger.thread_safe_clear_keys()
+    add_keys(**keys)
+
+
+def add_keys(**keys: Any) -> None:
+    """Add keys to this invocation's log context (this thread's)."""
+    logger.thread_safe_append_keys(**{k: v for k, v in keys.items() if v is not None})
 
 
 def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:

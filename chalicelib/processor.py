@@ -35,7 +35,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from chalicelib import protocol
-from chalicelib.observability import logger
+from chalicelib.observability import add_keys, logger
 from chalicelib.request_store import (
     CANCELLED,
     FAILED,
@@ -140,7 +140,7 @@ class Processor:
 
     def run(self, record: RequestRecord, remaining_seconds: float) -> None:
         now = self.clock()
-        logger.append_keys(request=record.request_id, kind=record.kind,
+        add_keys(request=record.request_id, kind=record.kind,
                            user_id=record.user_id, tenant_id=record.tenant_id)
         if not self.store.claim(record.request_id, lease_until=now + remaining_seconds):
             self._expire_if_abandoned(record.request_id)

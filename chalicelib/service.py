@@ -27,7 +27,7 @@ from chalicelib.errors import (
     Unauthorized,
 )
 from chalicelib.model import Connection, Outgoing
-from chalicelib.observability import Unit, bind, count, flush_metrics, logger
+from chalicelib.observability import Unit, add_keys, bind, count, flush_metrics, logger
 from chalicelib.parallel import Invoke, Job, ParallelFanout
 from chalicelib.processor import Processor
 from chalicelib.request_store import CANCELLED, RequestStore
@@ -80,7 +80,7 @@ class Streamer:
         connection = Connection.open(ctx.connection_id, identity, self.now(),
                                      self.settings.connection_ttl_seconds)
         self.storage.put_connection(connection)
-        logger.append_keys(user_id=identity.user_id, tenant_id=identity.tenant_id)
+        add_keys(user_id=identity.user_id, tenant_id=identity.tenant_id)
         logger.info("connection established")
         count("ConnectionEstablished")
         flush_metrics()
@@ -100,7 +100,7 @@ class Streamer:
             logger.info("disconnect of an unknown connection")
             return dict(OK)
         duration = max(0.0, self.now() - removed.connected_at_ms / 1000)
-        logger.append_keys(user_id=removed.user_id, tenant_id=removed.tenant_id)
+        add_keys(user_id=removed.user_id, tenant_id=removed.tenant_id)
         logger.info("connection closed", extra={
             "duration_seconds": round(duration, 3),
             "disconnect_status": event.get("requestContext", {}).get("disconnectStatusCode"),
@@ -126,7 +126,7 @@ class Streamer:
             connection = self.storage.get_connection(ctx.connection_id)
             if connection is None:
                 raise Unauthorized("connection is not registered; reconnect", frame.id)
-            logger.append_keys(user_id=connection.user_id, tenant_id=connection.tenant_id,
+            add_keys(user_id=connection.user_id, tenant_id=connection.tenant_id,
                                action=frame.action)
             if frame.action != "ping" and connection.token_expires_at <= self.now():
                 raise Unauthorized("token expired; reconnect with a new token", frame.id)
