@@ -1,0 +1,163 @@
+"""In-memory stores: the :class:`Storage` and :class:`RequestStore` contracts without DynamoDB.
+
+For unit tests of the pure core, and for load tests and benchmarks that measure the
+gateway and fan-out rather than moto (whose transactions slow down with table size).
+Never deployed. The contract tests (tests/functional/test_*_contract.py) run the same
+cases against these and against DynamoDB, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from chalicelib.errors import LimitExceeded, StorageError
+from chalicelib.model import Connection, channel_key, shard_of
+from chalicelib.request_store import (
+    CANCELLED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    RequestRecord,
+)
+
+
+class MemoryStorage:
+    def __init__(self, shards: int = 4, clock: Callable[[], float] = time.time) -> None:
+        self.shards = shards
+        self.clock = clock
+        self.connections: dict[str, Connection] = {}
+        # channel_key -> {connection_id: expires_at}
+        self.subscriptions: dict[str, dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def put_connection(self, connection: Connection) -> None:
+        with self._lock:
+            self.connections[connection.connection_id] = connection
+
+    def get_connection(self, connection_id: str) -> Connection | None:
+        connection = self.connections.get(connection_id)
+        if connection is None or connection.expires_at <= self.clock():
+            return None
+        return connection
+
+    def user_connections(self, tenant_id: str, user_id: str) -> list[str]:
+        now = self.clock()
+        return sorted(
+            c.connection_id for c in self.connections.values()
+            if c.tenant_id == tenant_id and c.user_id == user_id and c.expires_at > now
+        )
+
+    def _key(self, connection: Connection, channel: str) -> str:
+        return channel_key(connection.tenant_id, channel,
+                           shard_of(connection.connection_id, self.shards))
+
+    def subscribe(self, connection: Connection, channel: str, limit: int) -> bool:
+        with self._lock:
+            stored = self.connections.get(connection.connection_id)
+            if stored is None:
+                raise LimitExceeded("connection is gone")
+            rows = self.subscriptions.setdefault(self._key(connection, channel), {})
+            if connection.connection_id in rows:
+                return False
+            if stored.subscription_count >= limit:
+                raise LimitExceeded(f"at most {limit} subscriptions per connection")
+            rows[connection.connection_id] = connection.expires_at
+            self.connections[connection.connection_id] = _with_count(
+                stored, stored.subscription_count + 1)
+            return True
+
+    def unsubscribe(self, connection: Connection, channel: str) -> bool:
+        with self._lock:
+            rows = self.subscriptions.get(self._key(connection, channel), {})
+            if rows.pop(connection.connection_id, None) is None:
+                return False
+            stored = self.connections.get(connection.connection_id)
+            if stored is not None:
+                self.connections[connection.connection_id] = _with_count(
+                    stored, max(0, stored.subscription_count - 1))
+            return True
+
+    def subscribers(self, tenant_id: str, channel: str,
+                    shards: list[int] | None = None) -> list[str]:
+        now = self.clock()
+        ids: list[str] = []
+        for shard in range(self.shards) if shards is None else shards:
+            rows = self.subscriptions.get(channel_key(tenant_id, channel, shard), {})
+            ids.extend(cid for cid, expires in rows.items() if expires > now)
+        return ids
+
+    def remove_connection(self, connection_id: str) -> Connection | None:
+        with self._lock:
+            for rows in self.subscriptions.values():
+                rows.pop(connection_id, None)
+            return self.connections.pop(connection_id, None)
+
+
+def _with_count(connection: Connection, count: int) -> Connection:
+    return Connection(
+        connection_id=connection.connection_id, user_id=connection.user_id,
+        tenant_id=connection.tenant_id, permissions=connection.permissions,
+        connected_at_ms=connection.connected_at_ms,
+        token_expires_at=connection.token_expires_at, expires_at=connection.expires_at,
+        subscription_count=count,
+    )
+
+
+class MemoryRequestStore:
+    """In-memory :class:`chalicelib.request_store.RequestStore` with the same rules."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.rows: dict[str, RequestRecord] = {}
+        self._lock = threading.Lock()
+
+    def create(self, record: RequestRecord) -> None:
+        with self._lock:
+            if record.request_id in self.rows:
+                raise StorageError("request exists")
+            self.rows[record.request_id] = record
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        record = self.rows.get(request_id)
+        return record if record is not None and record.expires_at > self.clock() else None
+
+    def _move(self, request_id: str, allowed: set[str], **changes: Any) -> bool:
+        with self._lock:
+            record = self.rows.get(request_id)
+            if record is None or record.state not in allowed:
+                return False
+            self.rows[request_id] = replace(record, **changes)
+            return True
+
+    def claim(self, request_id: str, lease_until: float) -> bool:
+        return self._move(request_id, {PENDING}, state=RUNNING, lease_until=lease_until)
+
+    def set_progress(self, request_id: str, progress: float) -> bool:
+        return self._move(request_id, {RUNNING}, progress=progress)
+
+    def finish(self, request_id: str, state: str, *, result: Any = None,
+               error: tuple[str, str] | None = None, expires_at: int,
+               only_if_lease_before: float | None = None) -> bool:
+        record = self.rows.get(request_id)
+        if (only_if_lease_before is not None and record is not None
+                and (record.lease_until or 0) >= only_if_lease_before):
+            return False
+        changes: dict[str, Any] = {"state": state, "expires_at": expires_at}
+        if state == SUCCEEDED:
+            changes.update(progress=1.0, result=result)
+        if error is not None:
+            changes.update(error_code=error[0], error_message=error[1])
+        return self._move(request_id, {RUNNING}, **changes)
+
+    def cancel(self, request_id: str) -> str | None:
+        if self._move(request_id, {PENDING, RUNNING}, state=CANCELLED):
+            return CANCELLED
+        record = self.get(request_id)
+        return None if record is None else record.state
+
+    def for_connection(self, connection_id: str) -> list[str]:
+        return [r.request_id for r in self.rows.values() if r.connection_id == connection_id]
