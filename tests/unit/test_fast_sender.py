@@ -59,10 +59,11 @@ class PinnedSigV4Auth(SigV4Auth):  # type: ignore[misc]
 
 
 def botocore_headers(url: str, body: bytes, when: dt.datetime, access_key: str,
-                     secret_key: str, token: str | None) -> dict[str, str]:
+                     secret_key: str, token: str | None,
+                     region: str = REGION) -> dict[str, str]:
     """The headers botocore signs onto a POST of ``body`` to ``url`` at ``when``."""
     request = AWSRequest(method="POST", url=url, data=body)
-    PinnedSigV4Auth(Credentials(access_key, secret_key, token), REGION, when).add_auth(request)
+    PinnedSigV4Auth(Credentials(access_key, secret_key, token), region, when).add_auth(request)
     return dict(request.headers.items())
 
 
