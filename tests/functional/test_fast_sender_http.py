@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,6 +23,10 @@ import boto3
 import pytest
 from botocore.auth import SIGV4_TIMESTAMP
 from botocore.config import Config
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from chalicelib.errors import (
     ForbiddenSend,
@@ -83,17 +89,26 @@ class Seen:
 
 
 class Server:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
         self.closed = threading.Event()  # set when a "close" request's socket is shut
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_port}/dev"
+        host = "localhost" if self.scheme == "https" else "127.0.0.1"
+        return f"{self.scheme}://{host}:{self.httpd.server_port}/dev"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
     def reset(self) -> None:
         with self.lock:
@@ -118,8 +133,8 @@ class Server:
                 with server.lock:
                     server.seen.append(Seen(self.client_address[1], self.path,
                                             dict(self.headers.items()), body,
-                                            verify(self.path, dict(self.headers.items()),
-                                                   body)))
+                                            verify(server.scheme, self.path,
+                                                   dict(self.headers.items()), body)))
                 connection_id = unquote(self.path.rsplit("/", 1)[1])
                 kind = connection_id.split("-", 1)[0]
                 if kind in RAW:
@@ -147,14 +162,14 @@ class Server:
         return Handler
 
 
-def verify(path: str, headers: dict[str, str], body: bytes) -> bool | None:
+def verify(scheme: str, path: str, headers: dict[str, str], body: bytes) -> bool | None:
     """Recompute the request's SigV4 signature with botocore; None for unknown keys."""
     authorization = headers.get("Authorization", "")
     access_key = authorization.partition("Credential=")[2].partition("/")[0]
     if access_key not in SECRETS:
         return None
     when = dt.datetime.strptime(headers["X-Amz-Date"], SIGV4_TIMESTAMP)
-    expected = botocore_headers(f"http://{headers['Host']}{path}", body, when, access_key,
+    expected = botocore_headers(f"{scheme}://{headers['Host']}{path}", body, when, access_key,
                                 SECRETS[access_key], headers.get("X-Amz-Security-Token"),
                                 REGION)
     return expected["Authorization"] == authorization
@@ -164,8 +179,7 @@ def verify(path: str, headers: dict[str, str], body: bytes) -> bool | None:
 def server() -> Iterator[Server]:
     instance = Server()
     yield instance
-    instance.httpd.shutdown()
-    instance.httpd.server_close()
+    instance.stop()
 
 
 _opened: list[Any] = []  # FastSenders and boto3 clients made by a test, closed after it
@@ -315,3 +329,53 @@ def test_connection_closed_while_idle_is_replaced(http: Server) -> None:
     sender.post("ok-2", b"y")
     assert sender.pool.opened == 2
     assert len(http.ports()) == 2
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    instance = Server(context)
+    yield instance, cert
+    instance.stop()
+
+
+def test_https_verified_signed_and_kept_alive(tls_server: tuple[Server, Path]) -> None:
+    """Over TLS, the certificate is verified, requests are signed for https, one socket."""
+    server, cert = tls_server
+    server.reset()
+    sender = fast(server.endpoint, ca_bundle=str(cert))
+    for i in range(5):
+        sender.post(f"ok-{i}=", b"tls")
+    assert outcome(sender.post, "gone-x") is GoneError
+    assert [s.signature_ok for s in server.seen] == [True] * 6
+    assert sender.pool.opened == 1
+
+
+def test_untrusted_certificate_is_server_error_on_both_paths(
+        tls_server: tuple[Server, Path]) -> None:
+    """A certificate outside the CA bundle fails the post, as a ServerError on both paths."""
+    server, _ = tls_server
+    assert outcome(boto3_sender(server.endpoint).post, "ok-1") is ServerError
+    assert outcome(fast(server.endpoint).post, "ok-1") is ServerError
