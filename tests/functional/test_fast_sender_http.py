@@ -37,7 +37,7 @@ from chalicelib.errors import (
     ThrottledError,
 )
 from chalicelib.fast_sender import FastSender, StaticCredentials
-from chalicelib.sending import ManagementApiSender
+from chalicelib.sending import Fanout, ManagementApiSender
 from tests.unit.test_fast_sender import botocore_headers
 
 REGION = "us-east-1"
@@ -329,6 +329,19 @@ def test_connection_closed_while_idle_is_replaced(http: Server) -> None:
     sender.post("ok-2", b"y")
     assert sender.pool.opened == 2
     assert len(http.ports()) == 2
+
+
+def test_fanout_over_fast_sender(http: Server) -> None:
+    """Fanout's workers share one FastSender: delivered, gone and failed are told apart."""
+    gone: list[str] = []
+    fanout = Fanout(fast(http, pool_size=4), concurrency=4, max_attempts=2,
+                    backoff_seconds=0.0, on_gone=gone.append)
+    targets = [f"ok-{i}" for i in range(20)] + ["gone-a", "gone-b", "forbidden-c", "internal-d"]
+    report = fanout.deliver(targets, b"frame")
+    assert report.delivered == 20
+    assert sorted(gone) == sorted(report.gone) == ["gone-a", "gone-b"]
+    assert sorted(report.failed) == ["forbidden-c", "internal-d"]
+    assert report.retries == 1  # the 500 once; 403 and 410 are never retried
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
