@@ -37,8 +37,9 @@ def build(env: Mapping[str, str] | None = None) -> Streamer:
     import boto3
     from botocore.config import Config
 
+    from chalicelib.fast_sender import FastSender
     from chalicelib.request_store import DynamoRequestStore
-    from chalicelib.sending import ManagementApiSender
+    from chalicelib.sending import ManagementApiSender, Sender
     from chalicelib.service import Streamer
     from chalicelib.settings import Settings
     from chalicelib.storage import DynamoStorage
@@ -52,11 +53,19 @@ def build(env: Mapping[str, str] | None = None) -> Streamer:
                       retries={"mode": "standard", "max_attempts": 4}),
     )
     storage = DynamoStorage(dynamodb, settings.table_prefix, settings.subscription_shards)
+
+    def sender_for(endpoint: str) -> Sender:
+        # SENDER=boto3 is the rollback switch, and the choice behind an HTTPS proxy
+        # (FastSender does not read HTTPS_PROXY).
+        if settings.sender == "boto3":
+            return ManagementApiSender.for_endpoint(
+                endpoint, settings.region, settings.fanout_concurrency)
+        return FastSender(endpoint, settings.region, pool_size=settings.fanout_concurrency)
+
     return Streamer(
         settings,
         storage,
-        lambda endpoint: ManagementApiSender.for_endpoint(
-            endpoint, settings.region, settings.fanout_concurrency),
+        sender_for,
         requests=DynamoRequestStore(dynamodb, settings.table_prefix),
         invoke=_lambda_invoker(settings) if settings.fanout_function_name else None,
         idempotency=_idempotency_store(settings, dynamodb),
@@ -89,10 +98,13 @@ def _idempotency_store(settings: Settings, dynamodb: Any) -> Any:
 
 
 def configure(instance: Streamer | None) -> None:
-    """Install ``instance`` (or, with None, forget the cached one)."""
-    global _instance  # noqa: PLW0603
+    """Install ``instance`` (or, with None, forget the cached one), closing the one
+    it replaces."""
+    global _instance
     with _lock:
-        _instance = instance
+        previous, _instance = _instance, instance
+    if previous is not None and previous is not instance:
+        previous.close()
 
 
 def reset() -> None:

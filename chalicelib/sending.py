@@ -48,6 +48,10 @@ class Sender(Protocol):
         """Deliver ``data`` to one connection or raise a :class:`SendError`."""
         ...
 
+    def close(self) -> None:
+        """Release connections; the sender is not used afterwards."""
+        ...
+
 
 class ManagementApiSender:
     """:class:`Sender` through boto3's ``apigatewaymanagementapi`` client."""
@@ -71,6 +75,9 @@ class ManagementApiSender:
         client = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url,
                               region_name=region, config=config)
         return cls(client)
+
+    def close(self) -> None:
+        self._client.close()
 
     def post(self, connection_id: str, data: bytes) -> None:
         try:
@@ -160,6 +167,14 @@ class Fanout:
         # list() waits for all and re-raises anything unexpected from a worker.
         list(pool.map(lambda cid: self.send(cid, data, report), targets))
         return report
+
+    def close(self) -> None:
+        """Stop the worker threads and close the sender's connections."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self._sender.close()
 
     def _executor(self) -> ThreadPoolExecutor:
         # Kept for the life of the (warm) Lambda container rather than per publish.

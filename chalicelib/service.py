@@ -63,6 +63,12 @@ class Streamer:
     def now(self) -> float:
         return self._clock()
 
+    def close(self) -> None:
+        """Release every sender's connections and threads (tests, local restarts)."""
+        fanouts, self._fanouts = list(self._fanouts.values()), {}
+        for fanout in fanouts:
+            fanout.close()
+
     # -- $connect ------------------------------------------------------------
 
     def connect(self, event: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ class Settings:
     max_subscriptions: int = 100
     subscription_shards: int = 4
     fanout_concurrency: int = 16
+    sender: str = "fast"
     fanout_function_name: str | None = None
     fanout_worker_threshold: int = 1_000
     fanout_shards_per_worker: int = 2
@@ -79,6 +80,7 @@ class Settings:
             max_subscriptions=_int(env, "MAX_SUBSCRIPTIONS", 100, low=1, high=10_000),
             subscription_shards=_int(env, "SUBSCRIPTION_SHARDS", 4, low=1, high=1_000),
             fanout_concurrency=_int(env, "FANOUT_CONCURRENCY", 16, low=1, high=256),
+            sender=_choice(env, "SENDER", "fast", ("fast", "boto3")),
             fanout_function_name=env.get("FANOUT_FUNCTION_NAME") or None,
             fanout_worker_threshold=_int(env, "FANOUT_WORKER_THRESHOLD", 1_000, low=1),
             fanout_shards_per_worker=_int(env, "FANOUT_SHARDS_PER_WORKER", 2, low=1,
@@ -107,6 +109,14 @@ def _int(env: Mapping[str, str], key: str, default: int, *, low: int,
     if value < low or (high is not None and value > high):
         bounds = f"{low}..{high}" if high is not None else f">= {low}"
         raise ConfigError(f"{key} must be {bounds}, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], key: str, default: str,
+            choices: tuple[str, ...]) -> str:
+    value = env.get(key) or default
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 

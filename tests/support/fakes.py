@@ -19,6 +19,9 @@ class RecordingSender:
         self.gone: set[str] = set()
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     def post(self, connection_id: str, data: bytes) -> None:
         if connection_id in self.gone:
             raise GoneError(connection_id)

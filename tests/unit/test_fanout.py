@@ -35,6 +35,9 @@ class FakeSender:
         self.posts: list[tuple[str, bytes]] = []
         self.threads: set[str] = set()
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     def post(self, connection_id: str, data: bytes) -> None:
         with self._lock:
             self.posts.append((connection_id, data))
