@@ -1,0 +1,272 @@
+"""Time to deliver one publish to N real local WebSocket clients, three ways.
+
+- **Streamer**: the real ``app.py`` behind the local gateway (server process), in-memory
+  storage, a client ``publish`` frame; large channels go to ``fanout`` workers through
+  the gateway's Lambda Invoke API (see chalicelib/parallel.py).
+- **sequential**: the same gateway and clients; the server process loops
+  ``app.websocket_api.send(connection_id, message)`` (boto3 ``post_to_connection``
+  against the gateway's ``@connections``), as Chalice's wschat tutorial sends.
+- **raw**: a plain aiohttp WebSocket server (its own process, no Lambda layer) writing
+  the same frame to the same number of clients: this machine's limit.
+
+Clients live in this process (websockets' asyncio client). Subscriptions are seeded
+straight into the in-memory store (the rows the subscribe action writes), to save
+10,000 round trips. Delivery time = last arrival - the moment the trigger was sent
+(publish frame, or pipe command for the two baselines), both ``time.monotonic()``.
+
+    .venv/bin/python -m bench.fanout [--sizes 1000 5000 10000] [--reps 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from bench.common import (
+    Crowd,
+    ServerProcess,
+    format_table,
+    median,
+    raise_open_files,
+    token_url,
+    write_results,
+)
+from bench.servers import app_server, fast_sender_available, raw_server
+
+STREAMER, SEQUENTIAL, RAW = "Streamer", "sequential send loop", "raw aiohttp broadcast"
+VARIANTS = (STREAMER, SEQUENTIAL, RAW)
+ROUND_TIMEOUT = 120.0  # seconds for one delivery round, the slowest (sequential 10k) included
+PAD = "x" * 200  # a frame of about 400 bytes, a typical small update
+GOAL_VS_SEQUENTIAL = 5.0
+GOAL_VS_RAW = 5.0
+GOAL_N = 10_000
+
+
+@dataclass
+class Round:
+    """One delivery: which marker to look for, and when each client first saw it."""
+
+    marker: str = ""
+    expected: int = 0
+    seen: set[int] = field(default_factory=set)
+    last: float = 0.0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def arm(self, expected: int) -> str:
+        self.marker = uuid.uuid4().hex
+        self.expected = expected
+        self.seen = set()
+        self.last = 0.0
+        self.done = asyncio.Event()
+        return self.marker
+
+    def on_frame(self, index: int, text: str, at: float) -> None:
+        if self.marker and self.marker in text and index not in self.seen:
+            self.seen.add(index)
+            self.last = at
+            if len(self.seen) >= self.expected:
+                self.done.set()
+
+    async def wait(self, timeout: float = ROUND_TIMEOUT) -> int:
+        """Wait until every expected client got the marker (or the timeout); how many did."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.done.wait(), timeout)
+        count = len(self.seen)
+        self.marker = ""  # late arrivals of this round are ignored from now on
+        return count
+
+
+def frame_for(marker: str, channel: str) -> str:
+    """The message frame Streamer sends, for the baselines to send the same bytes."""
+    return json.dumps({"type": "message", "channel": channel, "message_id": marker,
+                       "data": {"m": marker, "pad": PAD}, "sender": {"user_id": "publisher"},
+                       "ts": int(time.time() * 1000)}, separators=(",", ":"))
+
+
+@dataclass
+class Sample:
+    variant: str
+    n: int
+    seconds: float
+    delivered: int
+
+
+async def _drain(client: ClientConnection) -> None:
+    """Read and drop the publisher's own frames (acks) so its queue never fills."""
+    async for _ in client:
+        pass
+
+
+async def _streamer_and_sequential(sizes: Sequence[int], reps: dict[int, tuple[int, int]],
+                                   env: dict[str, str], log: list[str]) -> list[Sample]:
+    from websockets.asyncio.client import connect
+
+    samples: list[Sample] = []
+    with ServerProcess(app_server, env) as server:
+        base = server.ready["url"]
+        crowd, round_ = Crowd(), Round()
+        crowd.handler = round_.on_frame
+        started = time.monotonic()
+        await crowd.open([token_url(base, f"r{i}") for i in range(max(sizes))])
+        log.append(f"gateway: {len(crowd)} clients connected in "
+                   f"{time.monotonic() - started:.1f} s")
+        publisher = await connect(token_url(base, "publisher", ("read", "write")),
+                                  ping_interval=None, compression=None)
+        drain = asyncio.create_task(_drain(publisher))
+        warm = min(100, max(sizes))
+        for n in (warm, *sizes):
+            await server.call_async("seed", f"fan{n}", n)
+        # Warm-up: the first publish builds the Streamer (settings, clients, pools),
+        # the first sequential send builds Chalice's boto3 client.
+        for variant in (STREAMER, SEQUENTIAL):
+            await _deliver(variant, warm, round_, server, publisher)
+        for n in sizes:
+            streamer_reps, sequential_reps = reps[n]
+            for rep in range(max(streamer_reps, sequential_reps)):  # interleaved
+                if rep < streamer_reps:
+                    samples.append(await _deliver(STREAMER, n, round_, server, publisher))
+                if rep < sequential_reps:
+                    samples.append(await _deliver(SEQUENTIAL, n, round_, server, publisher))
+        drain.cancel()
+        publisher.transport.abort()
+        await crowd.close()
+    return samples
+
+
+async def _deliver(variant: str, n: int, round_: Round, server: ServerProcess,
+                   publisher: ClientConnection | None) -> Sample:
+    channel = f"fan{n}"
+    marker = round_.arm(n)
+    if variant == STREAMER:
+        assert publisher is not None
+        frame = json.dumps({"action": "publish", "channel": channel, "id": marker,
+                            "data": {"m": marker, "pad": PAD}})
+        start = time.monotonic()
+        await publisher.send(frame)
+    else:
+        command = "sequential" if variant == SEQUENTIAL else "broadcast"
+        message = frame_for(marker, channel)
+        start = time.monotonic()
+        server.send(command, n, message)
+    delivered = await round_.wait()
+    if variant != STREAMER:
+        await asyncio.to_thread(server.reply, ROUND_TIMEOUT)
+    return Sample(variant, n, round_.last - start if delivered else float("nan"), delivered)
+
+
+async def _raw(sizes: Sequence[int], reps: dict[int, tuple[int, int]],
+               log: list[str]) -> list[Sample]:
+    samples: list[Sample] = []
+    with ServerProcess(raw_server) as server:
+        base = server.ready["url"]
+        crowd, round_ = Crowd(), Round()
+        crowd.handler = round_.on_frame
+        started = time.monotonic()
+        await crowd.open([f"{base}/?i={i}" for i in range(max(sizes))])
+        log.append(f"raw server: {len(crowd)} clients connected in "
+                   f"{time.monotonic() - started:.1f} s")
+        await _deliver(RAW, min(100, max(sizes)), round_, server, None)  # warm-up
+        for n in sizes:
+            for _ in range(reps[n][0]):
+                samples.append(await _deliver(RAW, n, round_, server, None))
+        await crowd.close()
+    return samples
+
+
+def app_settings(*, shards: int, concurrency: int, sender: str,
+                 per_worker: int = 2) -> dict[str, str]:
+    """Streamer at its best here: sharded channels, parallel workers, the fast sender."""
+    return {
+        "SUBSCRIPTION_SHARDS": str(shards),
+        "FANOUT_SHARDS_PER_WORKER": str(per_worker),
+        "FANOUT_FUNCTION_NAME": "fanout",
+        "FANOUT_CONCURRENCY": str(concurrency),
+        "SENDER": sender,
+        "LOG_LEVEL": "WARNING",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_NAMESPACE": "bench",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+
+
+def measure(sizes: Sequence[int], *, reps: int = 3, big_reps: int = 1, big_from: int = 10_000,
+            shards: int = 16, concurrency: int = 16, sender: str | None = None) -> dict[str, Any]:
+    """Run the three variants; the per-size medians, ratios and raw samples.
+
+    Sizes at or above ``big_from`` run the sequential loop ``big_reps`` times (it is
+    the slowest by far) and the other two ``reps`` times.
+    """
+    raise_open_files()
+    if sender is None:
+        sender = "fast" if fast_sender_available() else "boto3"
+    per_size = {n: (reps, big_reps if n >= big_from else reps) for n in sizes}
+    env = app_settings(shards=shards, concurrency=concurrency, sender=sender)
+    log: list[str] = []
+
+    async def run() -> list[Sample]:
+        return [*await _streamer_and_sequential(sizes, per_size, env, log),
+                *await _raw(sizes, per_size, log)]
+
+    samples = asyncio.run(run())
+    results: dict[str, Any] = {}
+    for n in sizes:
+        row: dict[str, Any] = {}
+        for variant in VARIANTS:
+            mine = [s for s in samples if s.variant == variant and s.n == n]
+            row[variant] = {"median_s": median([s.seconds for s in mine]),
+                            "samples_s": [s.seconds for s in mine],
+                            "delivered": [s.delivered for s in mine]}
+        streamer = row[STREAMER]["median_s"]
+        row["speedup_vs_sequential"] = row[SEQUENTIAL]["median_s"] / streamer
+        row["times_raw"] = streamer / row[RAW]["median_s"]
+        results[str(n)] = row
+    return {"sizes": list(sizes), "settings": env, "sender": sender, "log": log,
+            "results": results,
+            "goals": {"n": GOAL_N, "min_speedup_vs_sequential": GOAL_VS_SEQUENTIAL,
+                      "max_times_raw": GOAL_VS_RAW}}
+
+
+def table(report: dict[str, Any]) -> str:
+    rows = []
+    for n in report["sizes"]:
+        row = report["results"][str(n)]
+        rows.append([n, *(row[v]["median_s"] for v in VARIANTS),
+                     f"{row['speedup_vs_sequential']:.2f}x", f"{row['times_raw']:.2f}x",
+                     "/".join(str(min(row[v]["delivered"], default=0)) for v in VARIANTS)])
+    headers = ["N", "Streamer s", "sequential s", "raw s", "seq/Streamer",
+               "Streamer/raw", "min delivered"]
+    return format_table(headers, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10_000])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--big-reps", type=int, default=1,
+                        help="sequential-loop repetitions at N >= 10,000")
+    parser.add_argument("--shards", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--sender", choices=["fast", "boto3"], default=None)
+    parser.add_argument("--json", action="store_true", help="write build/bench/fanout.json")
+    args = parser.parse_args(argv)
+    report = measure(args.sizes, reps=args.reps, big_reps=args.big_reps, shards=args.shards,
+                     concurrency=args.concurrency, sender=args.sender)
+    print("\n".join(report["log"]))
+    print(f"fan-out, median seconds to the last client (sender={report['sender']}):")
+    print(table(report))
+    if args.json:
+        write_results("fanout", report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
