@@ -1,0 +1,347 @@
+"""docs/benchmarks.md and docs/img/*.png from the JSON files in build/bench/.
+
+Each goal is stated against the measurement with PASS or MISS; a benchmark whose JSON
+is missing is reported as not run. Plots use matplotlib's Agg backend (no display).
+
+    .venv/bin/python -m bench.report
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO_ROOT, read_results
+
+DOC = REPO_ROOT / "docs" / "benchmarks.md"
+IMG = REPO_ROOT / "docs" / "img"
+FANOUT_VARIANTS = ("Streamer", "sequential send loop", "raw aiohttp broadcast")
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "not run" if ok is None else ("**PASS**" if ok else "**MISS**")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+# --- plots -----------------------------------------------------------------------------
+
+def _plots(data: dict[str, dict[str, Any] | None]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    IMG.mkdir(parents=True, exist_ok=True)
+    made: dict[str, str] = {}
+    fanout = data["fanout"]
+    if fanout:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        sizes = fanout["sizes"]
+        for variant, marker in zip(FANOUT_VARIANTS, "os^", strict=True):
+            ax.plot(sizes, [fanout["results"][str(n)][variant]["median_s"] for n in sizes],
+                    marker=marker, label=variant)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("clients (N)")
+        ax.set_ylabel("seconds to the last client (median)")
+        ax.set_title("One publish to N local WebSocket clients")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(IMG / "fanout.png", dpi=110)
+        plt.close(fig)
+        made["fanout"] = "img/fanout.png"
+    latency = data["latency"]
+    if latency and latency["latencies_ms"]:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        ax.hist(latency["latencies_ms"], bins=60, color="tab:blue", alpha=0.8)
+        for name, style in (("p50_ms", "--"), ("p99_ms", ":")):
+            ax.axvline(latency[name], color="black", linestyle=style,
+                       label=f"{name[:3]} {latency[name]:.1f} ms")
+        ax.set_xlabel("publish-to-delivery latency (ms)")
+        ax.set_ylabel("deliveries")
+        ax.set_title(f"{latency['rate_per_s']:g} publishes/s to {latency['subscribers']} "
+                     "subscribers")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(IMG / "latency.png", dpi=110)
+        plt.close(fig)
+        made["latency"] = "img/latency.png"
+    cpu = data["sender_cpu"]
+    if cpu:
+        names = list(cpu["paths"])
+        values = [cpu["paths"][n]["median"] for n in names]
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        ax.barh(names, values, color="tab:green")
+        ax.invert_yaxis()
+        for y, value in enumerate(values):
+            ax.text(value, y, f" {value:.0f}", va="center")
+        ax.set_xlabel("client CPU per delivery (us, median)")
+        ax.set_title("CPU per @connections delivery")
+        fig.tight_layout()
+        fig.savefig(IMG / "sender_cpu.png", dpi=110)
+        plt.close(fig)
+        made["sender_cpu"] = "img/sender_cpu.png"
+    return made
+
+
+# --- sections --------------------------------------------------------------------------
+
+def _goals(data: dict[str, dict[str, Any] | None]) -> list[str]:
+    rows: list[list[str]] = []
+    cpu = data["sender_cpu"]
+    if cpu:
+        fast = cpu["paths"].get("FastSender", {})
+        ratio = fast.get("ratio_vs_boto3")
+        rows.append(["CPU per delivery at least 6x below boto3",
+                     f"FastSender {_f(fast.get('median'), 1)} us vs boto3 "
+                     f"{_f(cpu['paths']['boto3 post_to_connection']['median'], 1)} us: "
+                     f"{_f(ratio)}x", _verdict(ratio is not None and ratio >= 6)])
+    else:
+        rows.append(["CPU per delivery at least 6x below boto3", "-", _verdict(None)])
+    fanout = data["fanout"]
+    row = fanout["results"].get("10000") if fanout else None
+    if row:
+        rows.append(["fan-out to 10,000 at least 5x faster than the sequential loop",
+                     f"{_f(row['Streamer']['median_s'])} s vs "
+                     f"{_f(row['sequential send loop']['median_s'])} s: "
+                     f"{_f(row['speedup_vs_sequential'])}x",
+                     _verdict(row["speedup_vs_sequential"] >= 5)])
+        rows.append(["fan-out to 10,000 within 5x of the raw broadcast",
+                     f"{_f(row['Streamer']['median_s'])} s vs "
+                     f"{_f(row['raw aiohttp broadcast']['median_s'], 3)} s: "
+                     f"{_f(row['times_raw'])}x", _verdict(row["times_raw"] <= 5)])
+    else:
+        rows.append(["fan-out to 10,000 (both goals)", "-", _verdict(None)])
+    cost = data["dynamodb_cost"]
+    rows.append(["no Scan", "Scan issued" if cost and cost["scan_issued"] else
+                 ("no Scan in any operation" if cost else "-"),
+                 _verdict(None if cost is None else not cost["scan_issued"])])
+    cold = data["cold_start"]
+    rows.append(["app.py import at most 30 ms above a bare Chalice app",
+                 f"+{_f(cold['app_minus_bare_import_ms'], 1)} ms" if cold else "-",
+                 _verdict(None if cold is None else cold["app_minus_bare_import_ms"] <= 30)])
+    cap = data["capacity"]
+    rows.append(["the local gateway holds 10,000 connections",
+                 f"{_f(cap['held_server_connections'])} held" if cap else "-",
+                 _verdict(None if cap is None else cap["held_server_connections"] >= 10_000)])
+    return ["## Goals", "", *_table(["goal", "measured", "verdict"], rows)]
+
+
+def _sender_cpu(cpu: dict[str, Any] | None, img: str | None) -> list[str]:
+    out = ["## CPU per delivery (bench/sender_cpu.py)", ""]
+    if not cpu:
+        return [*out, "Not run.", ""]
+    rows = [[name, _f(p["median"], 1), _f(min(p["samples"]), 1), _f(max(p["samples"]), 1),
+             f"{_f(p['ratio_vs_boto3'])}x"] for name, p in cpu["paths"].items()]
+    out += _table(["path", "median us", "min", "max", "x below boto3"], rows)
+    out += [f"{cpu['runs']} runs of {cpu['posts_per_run']:,} sequential posts of "
+            f"{cpu['payload_bytes']} bytes each, after a warm-up, against a sink in another "
+            "process; client CPU by `time.process_time`. See bench/README.md.", ""]
+    if img:
+        out += [f"![CPU per delivery]({img})", ""]
+    return out
+
+
+def _fanout(fanout: dict[str, Any] | None, img: str | None) -> list[str]:
+    out = ["## Fan-out: one publish to N clients (bench/fanout.py)", ""]
+    if not fanout:
+        return [*out, "Not run.", ""]
+    rows = []
+    for n in fanout["sizes"]:
+        r = fanout["results"][str(n)]
+        reps = "/".join(str(len(r[v]["samples_s"])) for v in FANOUT_VARIANTS)
+        rows.append([_f(n), _f(r["Streamer"]["median_s"], 3),
+                     _f(r["sequential send loop"]["median_s"], 3),
+                     _f(r["raw aiohttp broadcast"]["median_s"], 3),
+                     f"{_f(r['speedup_vs_sequential'])}x", f"{_f(r['times_raw'])}x", reps])
+    out += _table(["N", "Streamer s", "sequential loop s", "raw broadcast s",
+                   "sequential / Streamer", "Streamer / raw", "runs"], rows)
+    settings = fanout["settings"]
+    shown = ", ".join(f"`{k}={settings[k]}`" for k in
+                      ("SUBSCRIPTION_SHARDS", "FANOUT_FUNCTION_NAME", "FANOUT_SHARDS_PER_WORKER",
+                       "FANOUT_CONCURRENCY", "SENDER") if k in settings)
+    out += [
+        f"Medians of the runs shown (every run delivered to all N clients). Streamer's "
+        f"settings, chosen to show it at its best: {shown}, the gateway's Lambda pool at "
+        "64. " + " ".join(f"{line}." for line in fanout.get("log", [])),
+        "",
+    ]
+    if img:
+        out += [f"![fan-out time vs N]({img})", ""]
+    return out
+
+
+def _latency(lat: dict[str, Any] | None, img: str | None) -> list[str]:
+    out = ["## Publish-to-delivery latency (bench/latency.py)", ""]
+    if not lat:
+        return [*out, "Not run.", ""]
+    out += _table(["publishes/s", "subscribers", "deliveries", "p50 ms", "p90 ms", "p99 ms",
+                   "max ms"],
+                  [[_f(lat["rate_per_s"], 0), _f(lat["subscribers"]),
+                    f"{_f(lat['deliveries'])} of {_f(lat['expected'])}", _f(lat["p50_ms"], 1),
+                    _f(lat["p90_ms"], 1), _f(lat["p99_ms"], 1), _f(lat["max_ms"], 1)]])
+    out += [f"{lat['seconds']:g} s at {lat['rate_per_s']:g} publishes/s (achieved "
+            f"{lat['achieved_rate_per_s']:.1f}) after a 1 s warm-up; storage: "
+            f"{lat['store']}. Latency = arrival at a client - the moment its publish frame "
+            "was sent.", ""]
+    if img:
+        out += [f"![latency distribution]({img})", ""]
+    return out
+
+
+def _dynamodb(cost: dict[str, Any] | None) -> list[str]:
+    out = ["## DynamoDB requests and capacity (bench/dynamodb_cost.py)", ""]
+    if not cost:
+        return [*out, "Not run.", ""]
+    rows = []
+    for name, p in cost["phases"].items():
+        ops = ", ".join(f"{op} x{n:g}" for op, n in p["requests"].items())
+        rows.append([name, _f(p["total_requests"], 1), _f(p["read_units"], 1),
+                     _f(p["write_units"], 1), _f(p["total_moto_reported_units"], 1), ops])
+    out += _table(["operation", "requests", "RCU", "WCU", "moto's ConsumedCapacity",
+                   "requests by API"], rows)
+    out += [
+        f"Mean per operation, `SUBSCRIPTION_SHARDS={cost['shards']}`, on {cost['store']}. "
+        "Publishes are inline (no `FANOUT_FUNCTION_NAME`); the publisher's own connection "
+        "is read once (consistent `GetItem`), then one `Query` per shard. RCU/WCU are "
+        "computed by AWS's rules from the items involved (a `Query` is charged for whole "
+        "items read, before projection and filter, summed then rounded up to 4 KB, halved "
+        "for eventual consistency; transactional writes count double); moto does return "
+        "`ConsumedCapacity` (requested with `ReturnConsumedCapacity=TOTAL`) but not by those "
+        "rules, so it is shown only for comparison. Largest rows: "
+        + ", ".join(f"{k.split('_', 1)[1]} {v} bytes" for k, v in
+                    cost["largest_row_bytes"].items()) + ". "
+        "Operations issued in the whole run: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(cost["operations_seen"].items()))
+        + (". **A Scan was issued.**" if cost["scan_issued"] else "; no `Scan`."),
+        "",
+    ]
+    return out
+
+
+def _cold(cold: dict[str, Any] | None) -> list[str]:
+    out = ["## Cold start (bench/cold_start.py)", ""]
+    if not cold:
+        return [*out, "Not run.", ""]
+    rows = [[name, _f(m["import_ms"], 1), _f(m["process_ms"], 1)]
+            for name, m in cold["medians"].items()]
+    out += _table(["fresh process", "import ms (median)", "process wall ms (median)"], rows)
+    zip_info = cold["zip"]
+    zip_text = (f"Deployment zip (`{zip_info['path']}`): {zip_info['bytes']:,} bytes "
+                f"({zip_info['bytes'] / 2**20:.2f} MiB), {zip_info['files']} files."
+                if zip_info["available"] else
+                f"Deployment zip: not measured ({zip_info['reason']}).")
+    out += [f"{cold['reps']} fresh interpreters per variant, interleaved, no AWS "
+            "environment; each times its own import with `time.perf_counter`. app.py - bare "
+            f"Chalice: {cold['app_minus_bare_import_ms']:+.1f} ms import, "
+            f"{cold['app_minus_bare_process_ms']:+.1f} ms process wall time. {zip_text}", ""]
+    return out
+
+
+def _capacity(cap: dict[str, Any] | None) -> list[str]:
+    out = ["## Gateway capacity (bench/capacity.py)", ""]
+    if not cap:
+        return [*out, "Not run.", ""]
+    out += _table(["clients", "held open", "connect s", "connections/s", "gateway RSS before",
+                   "after", "per connection"],
+                  [[_f(cap["clients"]), _f(cap["held_server_connections"]),
+                    _f(cap["connect_s"], 1), _f(cap["connect_rate_per_s"], 0),
+                    f"{cap['rss_before_kib'] / 1024:.0f} MiB",
+                    f"{cap['rss_after_kib'] / 1024:.0f} MiB",
+                    f"{cap['kib_per_connection']:.1f} KiB"]])
+    out += [f"The real app behind the gateway in one process (in-memory storage: each "
+            f"connection is a `$connect` invocation and a stored row); clients in another "
+            f"process; held for {cap['hold_s']:g} s. Open-file limit per process: "
+            f"{cap['open_files_limit_per_process']:,}."
+            + (f" Stopped early: {cap['error']}." if cap.get("error") else ""), ""]
+    return out
+
+
+METHOD = """## Method and caveats
+
+- Everything runs on loopback (127.0.0.1) on this one machine: servers and clients
+  share its cores, so every figure includes the clients' own cost. Times are medians;
+  ratios are between variants measured in the same run. The machine is noisy:
+  compare ratios, not absolute times, across runs.
+- Fan-out, latency and capacity use the real `app.py` behind the local gateway
+  (`local.testing.GatewayThread` in a server process) with in-memory storage
+  (`local.memory.MemoryStorage`): moto's `TransactWriteItems` deep-copies tables, so
+  10,000 subscribes through moto would measure moto. Subscriptions are seeded straight
+  into that store (the rows the subscribe action writes); connections are real
+  `$connect`s with JWTs. The clients (websockets' asyncio client) run in the benchmark
+  process; the gateway, the app and its fan-out workers share one server process, as
+  the local stack runs them, so they share one GIL. On AWS the gateway, each Lambda
+  worker and the clients are separate machines: there, Streamer's advantage comes from
+  parallel workers, which one Python process on two cores cannot show.
+- The sequential baseline is `app.websocket_api.send` in a loop in the same server
+  process (Chalice's own boto3 client; its endpoint is set to the gateway's http
+  `@connections` URL because Chalice builds `https://` ones only). The raw baseline is a
+  plain aiohttp WebSocket server in its own process writing the same frame bytes.
+- Delivery time is the last client's arrival minus the moment the trigger left the
+  benchmark process (a `publish` frame for Streamer, a pipe command for the baselines),
+  both by `time.monotonic()`, which Linux shares across processes.
+"""
+
+
+def render(data: dict[str, dict[str, Any] | None], images: dict[str, str]) -> str:
+    machine: dict[str, Any] = next(
+        (d["machine"] for d in data.values() if d and "machine" in d), {})
+    if not machine and data["sender_cpu"]:
+        machine = {"python": data["sender_cpu"].get("python")}
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench.run`; `python -m bench.report` "
+        "rewrites this page from `build/bench/*.json`). Do not edit by hand.",
+        "",
+        f"Machine: {machine.get('nproc', '?')} cores, Python {machine.get('python', '?')}, "
+        f"{machine.get('platform', '?')}, open files per process "
+        f"{_f(machine.get('open_files_limit'))}; run {machine.get('date', '?')}.",
+        "",
+        *_goals(data),
+        *_sender_cpu(data["sender_cpu"], images.get("sender_cpu")),
+        *_fanout(data["fanout"], images.get("fanout")),
+        *_latency(data["latency"], images.get("latency")),
+        *_dynamodb(data["dynamodb_cost"]),
+        *_cold(data["cold_start"]),
+        *_capacity(data["capacity"]),
+        METHOD,
+        "## Reproduce",
+        "",
+        "    make bench          # about 6 minutes here; each benchmark has a time limit",
+        "    .venv/bin/python -m bench.fanout --sizes 1000 --reps 3   # one benchmark",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    names = ("sender_cpu", "fanout", "latency", "dynamodb_cost", "cold_start", "capacity")
+    data = {name: read_results(name) for name in names}
+    images = _plots(data)
+    DOC.write_text(render(data, images))
+    print(f"wrote {DOC.relative_to(REPO_ROOT)} and {len(images)} plots in "
+          f"{Path(IMG).relative_to(REPO_ROOT)}/")
+    missing = [n for n, d in data.items() if d is None]
+    if missing:
+        print(f"not run: {', '.join(missing)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
