@@ -199,7 +199,8 @@ def app_settings(*, shards: int, concurrency: int, sender: str,
 
 
 def measure(sizes: Sequence[int], *, reps: int = 3, big_reps: int = 1, big_from: int = 10_000,
-            shards: int = 16, concurrency: int = 16, sender: str | None = None) -> dict[str, Any]:
+            shards: int = 16, concurrency: int = 16, per_worker: int = 8,
+            sender: str | None = None) -> dict[str, Any]:
     """Run the three variants; the per-size medians, ratios and raw samples.
 
     Sizes at or above ``big_from`` run the sequential loop ``big_reps`` times (it is
@@ -209,7 +210,8 @@ def measure(sizes: Sequence[int], *, reps: int = 3, big_reps: int = 1, big_from:
     if sender is None:
         sender = "fast" if fast_sender_available() else "boto3"
     per_size = {n: (reps, big_reps if n >= big_from else reps) for n in sizes}
-    env = app_settings(shards=shards, concurrency=concurrency, sender=sender)
+    env = app_settings(shards=shards, concurrency=concurrency, sender=sender,
+                       per_worker=per_worker)
     log: list[str] = []
 
     async def run() -> list[Sample]:
@@ -255,11 +257,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="sequential-loop repetitions at N >= 10,000")
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--per-worker", type=int, default=8,
+                        help="FANOUT_SHARDS_PER_WORKER (16 shards / 8 = 2 workers, one per core)")
     parser.add_argument("--sender", choices=["fast", "boto3"], default=None)
     parser.add_argument("--json", action="store_true", help="write build/bench/fanout.json")
     args = parser.parse_args(argv)
     report = measure(args.sizes, reps=args.reps, big_reps=args.big_reps, shards=args.shards,
-                     concurrency=args.concurrency, sender=args.sender)
+                     concurrency=args.concurrency, per_worker=args.per_worker,
+                     sender=args.sender)
     print("\n".join(report["log"]))
     print(f"fan-out, median seconds to the last client (sender={report['sender']}):")
     print(table(report))
