@@ -330,6 +330,7 @@ class ConnectionPool:
         self._slots = threading.BoundedSemaphore(size)
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
+        self._closed = False
         self.opened = 0  # connections ever opened (tests and metrics)
 
     def request(self, data: bytes) -> Response:
@@ -341,10 +342,12 @@ class ConnectionPool:
             except BaseException:
                 connection.sock.close()
                 raise
-            if response.reusable:
-                with self._lock:
+            with self._lock:
+                keep = response.reusable and not self._closed
+                if keep:
                     self._idle.append(connection)
-            else:
+            if not keep:
+                # Not reusable, or the pool was closed while this request was out.
                 connection.sock.close()
             return response
 
@@ -381,7 +384,9 @@ class ConnectionPool:
             return self._tls
 
     def close(self) -> None:
+        """Close idle connections now and busy ones when their request ends."""
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.sock.close()

@@ -7,6 +7,7 @@ per handler. It implements :class:`chalicelib.dispatch.Services` for the actions
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -56,6 +57,7 @@ class Streamer:
         self._processor: Processor | None = None
         self._sender_factory = sender_factory
         self._fanouts: dict[str, Fanout] = {}
+        self._lock = threading.Lock()
         self._clock = clock
         self._actions = table
         self._endpoint: str | None = settings.ws_endpoint_url
@@ -65,7 +67,8 @@ class Streamer:
 
     def close(self) -> None:
         """Release every sender's connections and threads (tests, local restarts)."""
-        fanouts, self._fanouts = list(self._fanouts.values()), {}
+        with self._lock:
+            fanouts, self._fanouts = list(self._fanouts.values()), {}
         for fanout in fanouts:
             fanout.close()
 
@@ -154,12 +157,13 @@ class Streamer:
 
     def process(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         bind(route="processor")
-        if self._processor is None:
-            self._processor = Processor(
-                self.requests, self.fanout_for,
-                result_ttl_seconds=self.settings.result_ttl_seconds,
-                safety_seconds=self.settings.processor_safety_seconds, clock=self._clock,
-            )
+        with self._lock:
+            if self._processor is None:
+                self._processor = Processor(
+                    self.requests, self.fanout_for,
+                    result_ttl_seconds=self.settings.result_ttl_seconds,
+                    safety_seconds=self.settings.processor_safety_seconds, clock=self._clock,
+                )
         return self._processor.handle_batch(event, context)
 
     # -- Services: replies, messages, fan-out --------------------------------
@@ -252,17 +256,20 @@ class Streamer:
         return self.fanout_for(self.endpoint())
 
     def fanout_for(self, endpoint: str) -> Fanout:
-        fanout = self._fanouts.get(endpoint)
-        if fanout is None:
-            fanout = Fanout(
-                self._sender_factory(endpoint),
-                concurrency=self.settings.fanout_concurrency,
-                max_attempts=self.settings.send_max_attempts,
-                backoff_seconds=self.settings.send_backoff_seconds,
-                on_gone=self._forget,
-            )
-            self._fanouts[endpoint] = fanout
-        return fanout
+        # Locked: the local gateway runs invocations in threads, and two Fanouts for
+        # one endpoint would leave one's connections unclosed.
+        with self._lock:
+            fanout = self._fanouts.get(endpoint)
+            if fanout is None:
+                fanout = Fanout(
+                    self._sender_factory(endpoint),
+                    concurrency=self.settings.fanout_concurrency,
+                    max_attempts=self.settings.send_max_attempts,
+                    backoff_seconds=self.settings.send_backoff_seconds,
+                    on_gone=self._forget,
+                )
+                self._fanouts[endpoint] = fanout
+            return fanout
 
     def _forget(self, connection_id: str) -> None:
         """A 410 from @connections: the client is gone; drop its rows."""
