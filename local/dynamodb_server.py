@@ -6,9 +6,11 @@ line ``DYNAMODB_READY http://127.0.0.1:<port>`` on stdout and serves until kille
 
 Why not the ``moto_server`` command: it binds a fixed port and cannot report a free
 one, and it logs every request. This serves the same moto WSGI app on port 0 and
-prints the bound port. Measured here: about 170 PutItem/s through boto3 whether the
-server keeps connections alive (waitress) or not (werkzeug); moto's own item handling
-(about 2 ms in-process) is the bottleneck, so keep it off hot loops in tests.
+prints the bound port. Requests run one at a time (:class:`SerializedApp`): moto's
+backends are not thread-safe. Measured here: about 170-200 writes/s through boto3
+whether the server keeps connections alive (waitress) or not (werkzeug); moto's own
+item handling (about 2 ms in-process) is the bottleneck, so keep it off hot loops in
+tests. Benchmarks and load tests use the in-memory stores of :mod:`local.memory`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,42 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterable
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 READY_PREFIX = "DYNAMODB_READY "
+
+
+class SerializedApp:
+    """A WSGI middleware that lets one request at a time into the wrapped app.
+
+    moto's backends are plain dicts without locks: with werkzeug's ``threaded=True``,
+    concurrent writers (``TransactWriteItems`` deep-copies whole tables while another
+    thread inserts) fail with HTTP 500 "dictionary changed size during iteration".
+    The response iterable is consumed inside the lock too, since moto may build the
+    body lazily. Threads still accept and parse connections in parallel; only moto's
+    own work is serialized, which costs nothing as it is CPU-bound under the GIL.
+    """
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return list(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
 
 
 def serve(host: str, port: int) -> None:
@@ -36,7 +69,7 @@ def serve(host: str, port: int) -> None:
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             """One line per DynamoDB call would drown the local stack's own log."""
 
-    app = DomainDispatcherApplication(create_backend_app)
+    app = SerializedApp(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
     print(f"{READY_PREFIX}http://{host}:{server.server_address[1]}", flush=True)
     server.serve_forever()
