@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 
 import jwt
 
+from chalicelib.errors import ConfigError
+from chalicelib.settings import Settings
 from local.settings import (
     Faults,
     GatewaySettings,
@@ -155,6 +157,20 @@ def make_token(
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+def check_token_secret(secret: str, env: Mapping[str, str]) -> None:
+    """ConfigError if the app would refuse this secret (for its ``JWT_ALGORITHMS``)."""
+    # A token signed with a secret the app refuses is of no use, and signing would hide
+    # the misconfiguration until the first handshake.
+    Settings.from_env({"JWT_SECRET": secret,
+                       "JWT_ALGORITHMS": env.get("JWT_ALGORITHMS") or "HS256"})
+
+
+def _config_error(exc: ConfigError) -> int:
+    """Report a setting the app would refuse, as one line on stderr; exit status 2."""
+    print(f"python -m local: error: {exc}", file=sys.stderr)
+    return 2
+
+
 def options_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> StackOptions:
     settings = GatewaySettings(
         stage=args.stage,
@@ -213,8 +229,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     parser = build_parser(env)
     args = parser.parse_args(argv)
     if args.command == "token":
+        secret = jwt_secret(dict(env))
+        try:
+            check_token_secret(secret, env)
+        except ConfigError as exc:
+            return _config_error(exc)
         permissions = [p.strip() for p in args.permissions.split(",") if p.strip()]
-        print(make_token(jwt_secret(dict(env)), user=args.user, tenant=args.tenant,
+        print(make_token(secret, user=args.user, tenant=args.tenant,
                          permissions=permissions, ttl=args.ttl, audience=args.audience,
                          issuer=args.issuer))
         return 0
@@ -225,5 +246,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except SettingsError as exc:
         parser.error(str(exc))
     _check_file_limit()
-    asyncio.run(serve(options))
+    try:
+        asyncio.run(serve(options))
+    except ConfigError as exc:  # raised by LocalStack.start before anything started
+        return _config_error(exc)
     return 0

@@ -1,10 +1,14 @@
 """The whole local stack behind ``python -m local``: DynamoDB, tables, app, gateway, poller.
 
-:class:`LocalStack` starts, in order: the moto DynamoDB server (or uses one given by
-URL), the tables from :mod:`chalicelib.tables`, the app's environment, the app itself
-(imported from ``app.py`` or a ``module:attr`` spec), the :class:`~local.gateway.Gateway`
-and the :class:`~local.poller.StreamPoller`. The environment is set before the app is
-imported because ``@app.on_dynamodb_record`` reads its stream ARN at import time.
+:class:`LocalStack` first checks the environment it prepares for the app with the
+app's own :meth:`chalicelib.settings.Settings.from_env` (the app reads it lazily, at its
+first invocation, so a bad value would otherwise start a stack whose every handshake
+fails with 500). Then it starts, in order: the moto DynamoDB server (or uses one given
+by URL), the app's environment, the tables from :mod:`chalicelib.tables` (and the
+``requests`` stream ARN), the app itself (imported from ``app.py`` or a ``module:attr``
+spec), the :class:`~local.gateway.Gateway` (then the real endpoint URLs) and the
+:class:`~local.poller.StreamPoller`. The stream ARN is set before the app is imported
+because ``@app.on_dynamodb_record`` reads it at import time.
 
 :func:`app_environment` and :func:`load_app` are also what a test uses to run the real
 ``app.py`` behind an in-process gateway (see docs/local.md, "From tests").
@@ -24,6 +28,7 @@ from typing import Any
 
 import boto3
 
+from chalicelib.settings import Settings
 from chalicelib.tables import create_tables
 from local.dynamodb_server import DynamoDBServer
 from local.gateway import Gateway
@@ -112,19 +117,58 @@ class LocalStack:
         self.gateway: Gateway | None = None
         self.poller: StreamPoller | None = None
 
+    def app_values(
+        self,
+        *,
+        dynamodb_endpoint_url: str,
+        ws_endpoint_url: str,
+        lambda_endpoint_url: str,
+        stream_arns: dict[str, str],
+    ) -> dict[str, str]:
+        """What the stack sets in the app's environment, for these local endpoints."""
+        opts = self.options
+        values = app_environment(
+            dynamodb_endpoint_url=dynamodb_endpoint_url, table_prefix=opts.table_prefix,
+            ws_endpoint_url=ws_endpoint_url, secret=opts.secret, stream_arns=stream_arns,
+            region=opts.region,
+        )
+        # Large publishes fan out in workers: asynchronous invocations of the app's
+        # ``fanout`` function through this gateway's Lambda Invoke API, as on AWS.
+        values["LAMBDA_ENDPOINT_URL"] = lambda_endpoint_url
+        # Kept if set, even to "" (which turns the workers off).
+        values["FANOUT_FUNCTION_NAME"] = self.env.get("FANOUT_FUNCTION_NAME", "fanout")
+        return values
+
+    def check_settings(self) -> Settings:
+        """The app's settings from the environment the stack will give it; ConfigError if bad.
+
+        Endpoint URLs not known yet (free ports) are stand-ins: the app only stores them.
+        """
+        opts = self.options
+        base = f"http://{opts.host}:{opts.port}"
+        env = {key: value for key, value in self.env.items() if key != "AWS_PROFILE"}
+        env.update(self.app_values(
+            dynamodb_endpoint_url=opts.dynamodb_endpoint_url or base,
+            ws_endpoint_url=f"{base}/{opts.settings.stage}", lambda_endpoint_url=base,
+            stream_arns={},
+        ))
+        return Settings.from_env(env)
+
     async def start(self) -> Gateway:
         opts = self.options
+        # Before anything long-lived starts: the app would raise this ConfigError only
+        # at its first invocation, answering every handshake with 500.
+        self.check_settings()
         endpoint = opts.dynamodb_endpoint_url
         if endpoint is None:
             self.dynamodb = DynamoDBServer()
             endpoint = await asyncio.to_thread(self.dynamodb.start)
         self.env.pop("AWS_PROFILE", None)
-        http_base = f"http://{opts.host}:{opts.port}/{opts.settings.stage}"
-        values = app_environment(
-            dynamodb_endpoint_url=endpoint, table_prefix=opts.table_prefix,
-            ws_endpoint_url=http_base, secret=opts.secret, stream_arns={}, region=opts.region,
-        )
-        self.env.update(values)
+        http_base = f"http://{opts.host}:{opts.port}"
+        self.env.update(self.app_values(
+            dynamodb_endpoint_url=endpoint, ws_endpoint_url=f"{http_base}/{opts.settings.stage}",
+            lambda_endpoint_url=http_base, stream_arns={},
+        ))
         client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=opts.region)
         try:
             arns = await asyncio.to_thread(create_tables, client, opts.table_prefix)
@@ -135,13 +179,10 @@ class LocalStack:
         app = load_app(opts.app_spec)
         self.gateway = Gateway(app, opts.host, opts.port, opts.settings, opts.faults, opts.region)
         await self.gateway.start()
-        # With port 0 the URL is known only now; no invocation has run yet (the loop
-        # has not turned since the socket was bound), and the app reads it lazily.
+        # With port 0 the URLs are known only now; no invocation has run yet (the loop
+        # has not turned since the socket was bound), and the app reads them lazily.
         self.env["WS_ENDPOINT_URL"] = self.gateway.connections_url
-        # Large publishes fan out in workers: asynchronous invocations of the app's
-        # ``fanout`` function through this gateway's Lambda Invoke API, as on AWS.
         self.env["LAMBDA_ENDPOINT_URL"] = self.gateway.http_url
-        self.env.setdefault("FANOUT_FUNCTION_NAME", "fanout")
         self.poller = StreamPoller(
             app, endpoint, opts.table_prefix,
             redeliver_fraction=opts.faults.redeliver_fraction, seed=opts.faults.seed,
