@@ -8,7 +8,9 @@ by URL), the app's environment, the tables from :mod:`chalicelib.tables` (and th
 ``requests`` stream ARN), the app itself (imported from ``app.py`` or a ``module:attr``
 spec), the :class:`~local.gateway.Gateway` (then the real endpoint URLs) and the
 :class:`~local.poller.StreamPoller`. The stream ARN is set before the app is imported
-because ``@app.on_dynamodb_record`` reads it at import time.
+because ``@app.on_dynamodb_record`` reads it at import time. The poller's function
+timeout is the gateway's ``lambda_timeout``, so a stream handler's time budget
+(``context.get_remaining_time_in_millis()``) matches ``--lambda-timeout``.
 
 :func:`app_environment` and :func:`load_app` are also what a test uses to run the real
 ``app.py`` behind an in-process gateway (see docs/local.md, "From tests").
@@ -183,10 +185,12 @@ class LocalStack:
         # has not turned since the socket was bound), and the app reads them lazily.
         self.env["WS_ENDPOINT_URL"] = self.gateway.connections_url
         self.env["LAMBDA_ENDPOINT_URL"] = self.gateway.http_url
+        # A stream handler gets the same time budget as any other invocation here, so
+        # the processor's deadline (get_remaining_time_in_millis) follows --lambda-timeout.
         self.poller = StreamPoller(
             app, endpoint, opts.table_prefix,
             redeliver_fraction=opts.faults.redeliver_fraction, seed=opts.faults.seed,
-            region_name=opts.region,
+            function_timeout=opts.settings.lambda_timeout, region_name=opts.region,
         )
         await self.poller.start()
         return self.gateway
