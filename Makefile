@@ -45,7 +45,7 @@ STAGE ?= dev
 package: $(STAMP)
 	$(PY) -m infra.package --stage $(STAGE)
 
-# Benchmarks on loopback (about 6 minutes, each bounded): tables on stdout,
+# Benchmarks on loopback (about 4 minutes, each bounded): tables on stdout,
 # docs/benchmarks.md and docs/img/*.png from build/bench/*.json.
 .PHONY: bench
 bench: $(STAMP)

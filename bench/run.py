@@ -16,8 +16,8 @@ import time
 
 from bench.common import REPO_ROOT, results_path
 
-# (name, arguments, time limit in seconds); the limits sum to well under ten minutes
-# of the usual ~6 on this machine, and each benchmark also bounds its own loops.
+# (name, arguments, time limit in seconds): at most ~16 minutes in all if every one
+# overran; a run takes about 4 here. Each benchmark also bounds its own loops.
 PLAN: list[tuple[str, list[str], float]] = [
     ("sender_cpu", ["-m", "bench.sender_cpu", "--json", str(results_path("sender_cpu"))], 120),
     ("cold_start", ["-m", "bench.cold_start", "--json"], 240),
