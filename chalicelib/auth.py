@@ -66,9 +66,12 @@ def extract_token(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
     header = _header(headers, "Authorization")
     if header is not None:
         scheme, _, value = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
+        if scheme.lower() == "bearer" and value.strip():
+            from_header = value.strip()
+        elif from_query is None:
+            # Only a Bearer header carries a Streamer token; another scheme (Basic,
+            # say, added by a proxy) is ignored when the query carries the token.
             raise AuthError(401, "malformed Authorization header")
-        from_header = value.strip()
     if from_query is not None and from_header is not None and from_query != from_header:
         raise AuthError(401, "query and header tokens differ")
     token = from_query or from_header

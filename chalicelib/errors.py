@@ -12,6 +12,7 @@
     │   ├── TooLarge           too_large
     │   └── LimitExceeded      limit_exceeded
     ├── StorageError           DynamoDB failed (translated at the adapter)
+    ├── InvokeError            invoking a fan-out worker failed (translated at the adapter)
     └── SendError              the @connections API failed (translated at the adapter)
         ├── GoneError          410: the connection is gone; delete it
         ├── ThrottledError     429: retry with backoff
@@ -83,6 +84,10 @@ class LimitExceeded(FrameError):
 
 class StorageError(StreamerError):
     """DynamoDB refused or failed a call."""
+
+
+class InvokeError(StreamerError):
+    """Lambda refused or failed an asynchronous invocation."""
 
 
 class SendError(StreamerError):

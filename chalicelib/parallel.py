@@ -23,8 +23,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BadRequest, InvokeError
 from chalicelib.model import Outgoing
+from chalicelib.observability import logger
 from chalicelib.sending import DeliveryReport, Fanout
 from chalicelib.storage import Storage
 
@@ -100,11 +101,21 @@ class ParallelFanout:
             return self._inline(first + rest, exclude, message, fanout)
         groups = [tuple(range(start, min(start + self._per_worker, shards)))
                   for start in range(0, shards, self._per_worker)]
+        invoked, report = 0, None
         for group in groups:
             job = Job(tenant, channel, message.message_id, message.payload, group, exclude,
                       endpoint)
-            self._invoke(self._function, job.to_event())
-        return Outcome(recipients=len(first) * shards, report=None, workers=len(groups))
+            try:
+                self._invoke(self._function, job.to_event())
+                invoked += 1
+            except InvokeError:
+                # Nothing may be dropped: deliver this group here, more slowly.
+                logger.exception("fan-out worker not invoked; delivering inline",
+                                 extra={"shards": list(group)})
+                ids = self._storage.subscribers(tenant, channel, list(group))
+                part = fanout.deliver([c for c in ids if c != exclude], message.payload)
+                report = part if report is None else _merge(report, part)
+        return Outcome(recipients=len(first) * shards, report=report, workers=invoked)
 
     def _inline(self, ids: list[str], exclude: str | None, message: Outgoing,
                 fanout: Fanout) -> Outcome:
@@ -137,3 +148,8 @@ class ParallelFanout:
         ids = self._storage.subscribers(job.tenant_id, job.channel, [int(unit["shard"])])
         recipients = [cid for cid in ids if cid != job.exclude]
         return fanout.deliver(recipients, job.payload).as_log()
+
+
+def _merge(a: DeliveryReport, b: DeliveryReport) -> DeliveryReport:
+    return DeliveryReport(a.delivered + b.delivered, a.gone + b.gone, a.failed + b.failed,
+                          a.retries + b.retries)

@@ -26,7 +26,9 @@ from chalicelib.request_store import (
 )
 from chalicelib.tasks import tasks
 
-MAX_REQUEST_ID_CHARS = 64
+# Longer ids cannot exist (ours are 32 hex digits); they answer not_found like any
+# unknown id, as PROTOCOL.md says, but are not looked up.
+MAX_LOOKUP_ID_CHARS = 256
 
 
 @actions.action("request", permission="write")
@@ -51,7 +53,9 @@ def request(ctx: ActionContext, frame: Frame) -> Reply:
 
 
 def _owned(ctx: ActionContext, frame: Frame) -> RequestRecord:
-    request_id = frame.string("request_id", max_chars=MAX_REQUEST_ID_CHARS)
+    request_id = frame.string("request_id", max_chars=MAX_LOOKUP_ID_CHARS)
+    if len(request_id) > 64:
+        raise NotFound("no such request")
     record = ctx.services.requests.get(request_id)
     conn = ctx.connection
     if record is None or not record.owned_by(conn.tenant_id, conn.user_id):

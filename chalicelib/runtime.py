@@ -77,13 +77,19 @@ def _lambda_invoker(settings: Settings) -> Invoke:
     import json
 
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.errors import InvokeError
 
     client = boto3.client("lambda", endpoint_url=settings.lambda_endpoint_url,
                           region_name=settings.region)
 
     def invoke(function_name: str, payload: dict[str, Any]) -> None:
-        client.invoke(FunctionName=function_name, InvocationType="Event",
-                      Payload=json.dumps(payload).encode())
+        try:
+            client.invoke(FunctionName=function_name, InvocationType="Event",
+                          Payload=json.dumps(payload).encode())
+        except (BotoCoreError, ClientError) as exc:
+            raise InvokeError(f"invoking {function_name} failed: {exc}") from exc
 
     return invoke
 

@@ -204,6 +204,12 @@ class DynamoStorage:
         return ids
 
     def remove_connection(self, connection_id: str) -> Connection | None:
+        # The connection row goes first: a subscribe racing this disconnect then fails
+        # its transaction's attribute_exists condition instead of leaving an orphan.
+        response = self._call(
+            "DeleteItem", TableName=self._connections,
+            Key={"connection_id": {"S": connection_id}}, ReturnValues="ALL_OLD",
+        )
         keys = [
             {"channel_key": item["channel_key"], "connection_id": item["connection_id"]}
             for item in self._query(
@@ -213,10 +219,6 @@ class DynamoStorage:
             )
         ]
         self._batch_delete(self._subscriptions, keys)
-        response = self._call(
-            "DeleteItem", TableName=self._connections,
-            Key={"connection_id": {"S": connection_id}}, ReturnValues="ALL_OLD",
-        )
         old = response.get("Attributes")
         return _connection_from_item(old) if old else None
 

@@ -35,8 +35,24 @@ def _explode(payload: dict[str, Any], requester: Requester, ctx: TaskContext) ->
     raise RuntimeError("secret internal detail")
 
 
+def _stubborn(payload: dict[str, Any], requester: Requester, ctx: TaskContext) -> Any:
+    """A test kind that catches every Exception around its steps."""
+    done = 0
+    for step in range(1, int(payload["steps"]) + 1):
+        hook = HOOKS.get(str(payload.get("hook")))
+        try:
+            if hook is not None:
+                hook(step)
+            ctx.progress(step / int(payload["steps"]))
+            done = step
+        except Exception:  # noqa: BLE001  (what a careless task does)
+            continue
+    return {"done": done}
+
+
 tasks.task("test-hooked")(_hooked)
 tasks.task("test-explode")(_explode)
+tasks.task("test-stubborn")(_stubborn)
 
 
 @pytest.fixture(autouse=True)
@@ -277,3 +293,33 @@ def test_abandoned_running_request_is_failed_when_looked_at(harness: Harness) ->
     assert status["state"] == "failed" and "time budget" in status["error"]["message"]
     process(harness, testing.insert_record(row(harness, rid)))  # a late redelivery
     assert row(harness, rid)["state"] == {"S": "failed"}
+
+
+def test_a_task_catching_exception_still_stops_on_cancel(harness: Harness) -> None:
+    """A cancel stops even a task that wraps its steps in except Exception."""
+    c = harness.connect()
+    rid = request(harness, c, "test-stubborn", {"steps": 6, "hook": "cancel2"})
+    HOOKS["cancel2"] = lambda step: harness.send(
+        c, {"action": "cancel", "request_id": rid}) if step == 2 else None
+    process(harness, testing.insert_record(row(harness, rid)))
+    got = frames(harness, c, rid)
+    assert len([f for f in got if f["type"] == "progress"]) == 1
+    assert not [f for f in got if f["type"] == "result"]
+
+
+def test_remove_records_are_ignored(harness: Harness) -> None:
+    """A REMOVE (a TTL expiry) runs nothing and fails nothing."""
+    c = harness.connect()
+    rid = request(harness, c, "echo", {})
+    assert process(harness, testing.remove_record(row(harness, rid))) == {
+        "batchItemFailures": []}
+    assert row(harness, rid)["state"] == {"S": "pending"}
+    assert not [f for f in frames(harness, c, rid) if f["type"] == "result"]
+
+
+def test_overlong_request_id_is_not_found(harness: Harness) -> None:
+    """cancel and status for an id no request can have answer not_found, like any unknown id."""
+    c = harness.connect()
+    for action in ("cancel", "status"):
+        reply = harness.send(c, {"action": action, "request_id": "r" * 200, "id": "x"})
+        assert (reply["code"], reply["id"]) == ("not_found", "x")

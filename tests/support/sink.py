@@ -31,6 +31,7 @@ class ConnectionsSink:
         self.fail: set[str] = set()
         self.attempts: dict[str, int] = defaultdict(int)
         self.on_invoke: Callable[[str, dict[str, Any]], None] | None = None
+        self.refuse_invokes = False
         self.invocations: list[tuple[str, dict[str, Any]]] = []
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -63,6 +64,7 @@ class ConnectionsSink:
             self.attempts.clear()
             self.invocations.clear()
         self.on_invoke = None
+        self.refuse_invokes = False
         self.join_workers()
         self._workers.clear()
 
@@ -121,6 +123,9 @@ class ConnectionsSink:
                 prefix = f"/{STAGE}/@connections/"
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                if self.path.startswith("/2015-03-31/functions/") and sink.refuse_invokes:
+                    self._reply(429, "TooManyRequestsException")
+                    return
                 if self.path.startswith("/2015-03-31/functions/"):
                     name = unquote(self.path.split("/")[3])
                     sink.invoke(name, json.loads(body))
