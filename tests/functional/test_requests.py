@@ -299,8 +299,12 @@ def test_a_task_catching_exception_still_stops_on_cancel(harness: Harness) -> No
     """A cancel stops even a task that wraps its steps in except Exception."""
     c = harness.connect()
     rid = request(harness, c, "test-stubborn", {"steps": 6, "hook": "cancel2"})
-    HOOKS["cancel2"] = lambda step: harness.send(
-        c, {"action": "cancel", "request_id": rid}) if step == 2 else None
+
+    def cancel_at_two(step: int) -> None:
+        if step == 2:
+            harness.send(c, {"action": "cancel", "request_id": rid})
+
+    HOOKS["cancel2"] = cancel_at_two
     process(harness, testing.insert_record(row(harness, rid)))
     got = frames(harness, c, rid)
     assert len([f for f in got if f["type"] == "progress"]) == 1
