@@ -403,3 +403,16 @@ def test_audience_list_is_refused_even_if_it_holds_ours() -> None:
     settings = replace(SETTINGS, jwt_audience="streamer")
     assert verify_token(settings, token(claims(aud="streamer"))).user_id == "u1"
     assert refused(settings, token(claims(aud=["streamer", "other"]))).status == 401
+
+
+def test_other_scheme_header_is_ignored_beside_a_query_token() -> None:
+    """A non-Bearer Authorization header (a proxy's Basic, say) does not spoil a query token."""
+    tok = token(claims())
+    assert extract_token({"Authorization": tok}, {"Authorization": "Basic dXNlcjpwdw=="}) == tok
+
+
+def test_other_scheme_header_alone_is_401() -> None:
+    """Without a query token, a non-Bearer Authorization header is refused."""
+    with pytest.raises(AuthError) as info:
+        extract_token({}, {"Authorization": "Basic dXNlcjpwdw=="})
+    assert info.value.status == 401

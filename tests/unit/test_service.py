@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from chalicelib import testing
+from chalicelib.errors import StorageError
+from chalicelib.model import Connection
 from chalicelib.sending import Sender
 from chalicelib.service import Streamer
 from chalicelib.settings import Settings
@@ -70,3 +72,25 @@ def test_publish_delivers_to_subscribers_in_memory() -> None:
                                                  "data": 1, "exclude_self": True}))
     kinds = sorted((cid, json.loads(data)["type"]) for cid, data in sender.posts)
     assert kinds == [("a", "ack"), ("b", "message")]
+
+
+class BrokenStorage(FakeStorage):
+    """Storage whose subscribe fails the way DynamoDB can."""
+
+    def subscribe(self, connection: Connection, channel: str, limit: int) -> bool:
+        raise StorageError("injected: TransactWriteItems failed")
+
+
+def test_storage_failure_answers_internal_and_the_connection_stays_usable() -> None:
+    """A DynamoDB failure inside an action gives an internal error frame with the frame's id."""
+    sender = RecordingSender()
+    settings = Settings(jwt_secret=SECRET)
+    streamer = Streamer(settings, BrokenStorage(), lambda endpoint: sender,
+                        requests=FakeRequestStore())
+    connect(streamer, "c1")
+    streamer.message(testing.message_event("c1", {"action": "subscribe", "channel": "x",
+                                                  "id": "s"}))
+    streamer.message(testing.message_event("c1", {"action": "ping", "id": "p"}))
+    frames = [json.loads(data) for _, data in sender.posts]
+    assert frames == [{"type": "error", "code": "internal", "message": "internal error",
+                       "id": "s"}, {"type": "pong", "id": "p"}]
