@@ -1,7 +1,8 @@
 """Configuration: one frozen object read once from an environment-like mapping.
 
 ``Settings.from_env(os.environ)`` fails fast with a :class:`ConfigError` naming the
-missing or bad key. Nothing else in Streamer reads the environment.
+missing or bad key. The only other environment reads are ``REQUESTS_STREAM_ARN`` in
+app.py (Chalice needs it at import) and Powertools' own ``POWERTOOLS_*`` variables.
 """
 
 from __future__ import annotations
