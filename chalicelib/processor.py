@@ -78,7 +78,8 @@ class _Context:
         frame = {"type": "progress", "request_id": self.request_id, "progress": fraction,
                  "detail": detail if detail is not None else {}}
         if not self._processor.send(self._record, frame):
-            self._processor.store.cancel(self.request_id)
+            if self._processor.store.cancel(self.request_id)[0]:
+                self._processor.on_final(self._record.connection_id)
             raise Stop("gone")
 
     def sleep(self, seconds: float) -> None:
@@ -98,8 +99,10 @@ class Processor:
     def __init__(self, store: RequestStore, fanout_for: Callable[[str], Fanout], *,
                  result_ttl_seconds: int, safety_seconds: float,
                  table: TaskTable = tasks, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_final: Callable[[str], None] = lambda connection_id: None) -> None:
         self.store = store
+        self.on_final = on_final  # a request of that connection reached a final state
         self._fanout_for = fanout_for
         self._result_ttl = result_ttl_seconds
         self._safety = safety_seconds
@@ -175,6 +178,7 @@ class Processor:
             return
         if self.store.finish(record.request_id, SUCCEEDED, result=result,
                              expires_at=self._expiry()):
+            self.on_final(record.connection_id)
             self.send(record, frame)
             logger.info("request succeeded")
         else:
@@ -190,12 +194,14 @@ class Processor:
     def _fail(self, record: RequestRecord, message: str) -> None:
         if self.store.finish(record.request_id, FAILED, error=("failed", message),
                              expires_at=self._expiry()):
+            self.on_final(record.connection_id)
             self.send(record, protocol.error("failed", message, request_id=record.request_id))
 
     def _expire_if_abandoned(self, request_id: str) -> None:
         current = self.store.get(request_id)
-        if current is not None and current.lease_expired(self.clock()):
-            expire_abandoned(self.store, current, self.clock(), self._expiry())
+        if current is not None and current.lease_expired(self.clock()) and expire_abandoned(
+                self.store, current, self.clock(), self._expiry()):
+            self.on_final(current.connection_id)
 
     def _expiry(self) -> int:
         return int(self.clock()) + self._result_ttl

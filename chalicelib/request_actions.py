@@ -13,13 +13,11 @@ from typing import Any
 
 from chalicelib import protocol
 from chalicelib.dispatch import ActionContext, Reply, actions
-from chalicelib.errors import BadRequest, NotFound
+from chalicelib.errors import BadRequest, LimitExceeded, NotFound, StorageError
 from chalicelib.processor import expire_abandoned
 from chalicelib.protocol import Frame, ack
 from chalicelib.request_store import (
-    CANCELLED,
     FAILED,
-    LIVE_STATES,
     PENDING,
     SUCCEEDED,
     RequestRecord,
@@ -48,7 +46,18 @@ def request(ctx: ActionContext, frame: Frame) -> Reply:
         endpoint=services.endpoint(), created_at_ms=int(now * 1000),
         expires_at=int(now) + services.settings.result_ttl_seconds,
     )
-    services.requests.create(record)
+    # Unfinished requests per connection are bounded: each can hold a processor for
+    # minutes and send thousands of frames.
+    if not services.storage.reserve_request(conn.connection_id,
+                                            services.settings.max_active_requests):
+        raise LimitExceeded(
+            f"at most {services.settings.max_active_requests} unfinished requests "
+            "per connection")
+    try:
+        services.requests.create(record)
+    except StorageError:
+        services.storage.release_request(conn.connection_id)
+        raise
     return ack(frame.id, "request", request_id=record.request_id)
 
 
@@ -66,20 +75,22 @@ def _owned(ctx: ActionContext, frame: Frame) -> RequestRecord:
 @actions.action("cancel")
 def cancel(ctx: ActionContext, frame: Frame) -> Reply:
     record = _owned(ctx, frame)
-    state = ctx.services.requests.cancel(record.request_id) or record.state
-    if state == CANCELLED and record.state in LIVE_STATES:
+    moved, state = ctx.services.requests.cancel(record.request_id)
+    if moved:
+        ctx.services.storage.release_request(record.connection_id)
         ctx.services.reply(record.connection_id, protocol.error(
             "cancelled", "request cancelled", request_id=record.request_id))
-    return ack(frame.id, "cancel", request_id=record.request_id, state=state)
+    return ack(frame.id, "cancel", request_id=record.request_id, state=state or record.state)
 
 
 @actions.action("status")
 def status(ctx: ActionContext, frame: Frame) -> Reply:
     record = _owned(ctx, frame)
     services = ctx.services
-    if record.lease_expired(services.now()):
-        expire_abandoned(services.requests, record, services.now(),
-                         int(services.now()) + services.settings.result_ttl_seconds)
+    if record.lease_expired(services.now()) and expire_abandoned(
+            services.requests, record, services.now(),
+            int(services.now()) + services.settings.result_ttl_seconds):
+        services.storage.release_request(record.connection_id)
         record = services.requests.get(record.request_id) or record
     return status_frame(frame.id, record)
 

@@ -76,8 +76,9 @@ class RequestStore(Protocol):
         """running -> succeeded|failed; False if no longer running."""
         ...
 
-    def cancel(self, request_id: str) -> str | None:
-        """pending|running -> cancelled; the state after the call (None: no such request)."""
+    def cancel(self, request_id: str) -> tuple[bool, str | None]:
+        """pending|running -> cancelled: whether this call moved it, and the state after
+        the call (None: no such request)."""
         ...
 
     def for_connection(self, connection_id: str) -> list[str]: ...
@@ -151,16 +152,16 @@ class DynamoRequestStore:
         return self._update(request_id, "SET " + ", ".join(sets), condition, values,
                             names={"#r": "result"} if state == SUCCEEDED else None)
 
-    def cancel(self, request_id: str) -> str | None:
+    def cancel(self, request_id: str) -> tuple[bool, str | None]:
         changed = self._update(
             request_id, "SET #s = :cancelled", "#s IN (:pending, :running)",
             {":cancelled": {"S": CANCELLED}, ":pending": {"S": PENDING},
              ":running": {"S": RUNNING}},
         )
         if changed:
-            return CANCELLED
+            return True, CANCELLED
         record = self.get(request_id)
-        return None if record is None else record.state
+        return False, None if record is None else record.state
 
     def for_connection(self, connection_id: str) -> list[str]:
         return [item["request_id"]["S"] for item in self._query(

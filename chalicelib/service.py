@@ -31,7 +31,7 @@ from chalicelib.model import Connection, Outgoing
 from chalicelib.observability import Unit, add_keys, bind, count, flush_metrics, logger
 from chalicelib.parallel import Invoke, Job, ParallelFanout
 from chalicelib.processor import Processor
-from chalicelib.request_store import CANCELLED, RequestStore
+from chalicelib.request_store import RequestStore
 from chalicelib.sending import DeliveryReport, Fanout, Sender
 from chalicelib.settings import Settings
 from chalicelib.storage import Storage
@@ -102,7 +102,7 @@ class Streamer:
         bind(request_id=ctx.request_id, connection_id=ctx.connection_id, route="$disconnect")
         removed = self.storage.remove_connection(ctx.connection_id)
         cancelled = [rid for rid in self.requests.for_connection(ctx.connection_id)
-                     if self.requests.cancel(rid) == CANCELLED]
+                     if self.requests.cancel(rid)[0]]
         if cancelled:
             logger.info("requests cancelled by disconnect", extra={"requests": cancelled})
         if removed is None:
@@ -163,6 +163,7 @@ class Streamer:
                     self.requests, self.fanout_for,
                     result_ttl_seconds=self.settings.result_ttl_seconds,
                     safety_seconds=self.settings.processor_safety_seconds, clock=self._clock,
+                    on_final=self.storage.release_request,
                 )
         return self._processor.handle_batch(event, context)
 

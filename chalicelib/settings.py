@@ -31,6 +31,7 @@ class Settings:
     table_prefix: str = "streamer_"
     connection_ttl_seconds: int = 86_400
     max_subscriptions: int = 100
+    max_active_requests: int = 10
     subscription_shards: int = 4
     fanout_concurrency: int = 16
     sender: str = "fast"
@@ -79,6 +80,7 @@ class Settings:
             table_prefix=prefix,
             connection_ttl_seconds=_int(env, "CONNECTION_TTL_SECONDS", 86_400, low=60),
             max_subscriptions=_int(env, "MAX_SUBSCRIPTIONS", 100, low=1, high=10_000),
+            max_active_requests=_int(env, "MAX_ACTIVE_REQUESTS", 10, low=1, high=10_000),
             subscription_shards=_int(env, "SUBSCRIPTION_SHARDS", 4, low=1, high=1_000),
             fanout_concurrency=_int(env, "FANOUT_CONCURRENCY", 16, low=1, high=256),
             sender=_choice(env, "SENDER", "fast", ("fast", "boto3")),

@@ -51,6 +51,14 @@ class Storage(Protocol):
         """Delete a connection and all its subscriptions; the deleted record, if any."""
         ...
 
+    def reserve_request(self, connection_id: str, limit: int) -> bool:
+        """Count one more unfinished request on a connection; False at ``limit``."""
+        ...
+
+    def release_request(self, connection_id: str) -> None:
+        """Count one unfinished request less (nothing if the connection is gone)."""
+        ...
+
 
 class DynamoStorage:
     """:class:`Storage` on DynamoDB through a boto3 low-level client."""
@@ -221,6 +229,39 @@ class DynamoStorage:
         self._batch_delete(self._subscriptions, keys)
         old = response.get("Attributes")
         return _connection_from_item(old) if old else None
+
+    # -- unfinished requests per connection ---------------------------------
+
+    def reserve_request(self, connection_id: str, limit: int) -> bool:
+        return self._conditional_update(
+            connection_id, "SET active_requests = if_not_exists(active_requests, :zero) + :one",
+            "attribute_exists(connection_id) AND "
+            "(attribute_not_exists(active_requests) OR active_requests < :max)",
+            {":zero": {"N": "0"}, ":one": {"N": "1"}, ":max": {"N": str(limit)}},
+        )
+
+    def release_request(self, connection_id: str) -> None:
+        self._conditional_update(
+            connection_id, "SET active_requests = active_requests - :one",
+            "attribute_exists(connection_id) AND active_requests > :zero",
+            {":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+
+    def _conditional_update(self, connection_id: str, expression: str, condition: str,
+                            values: dict[str, Any]) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._connections, Key={"connection_id": {"S": connection_id}},
+                UpdateExpression=expression, ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StorageError(f"UpdateItem failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"UpdateItem failed: {type(exc).__name__}") from exc
+        return True
 
     # -- plumbing ------------------------------------------------------------
 

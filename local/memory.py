@@ -32,6 +32,7 @@ class MemoryStorage:
         self.connections: dict[str, Connection] = {}
         # channel_key -> {connection_id: expires_at}
         self.subscriptions: dict[str, dict[str, int]] = {}
+        self.active_requests: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def put_connection(self, connection: Connection) -> None:
@@ -90,10 +91,25 @@ class MemoryStorage:
             ids.extend(cid for cid, expires in rows.items() if expires > now)
         return ids
 
+    def reserve_request(self, connection_id: str, limit: int) -> bool:
+        with self._lock:
+            if connection_id not in self.connections:
+                return False
+            if self.active_requests.get(connection_id, 0) >= limit:
+                return False
+            self.active_requests[connection_id] = self.active_requests.get(connection_id, 0) + 1
+            return True
+
+    def release_request(self, connection_id: str) -> None:
+        with self._lock:
+            if self.active_requests.get(connection_id, 0) > 0 and connection_id in self.connections:
+                self.active_requests[connection_id] -= 1
+
     def remove_connection(self, connection_id: str) -> Connection | None:
         with self._lock:
             for rows in self.subscriptions.values():
                 rows.pop(connection_id, None)
+            self.active_requests.pop(connection_id, None)
             return self.connections.pop(connection_id, None)
 
 
@@ -153,11 +169,11 @@ class MemoryRequestStore:
             changes.update(error_code=error[0], error_message=error[1])
         return self._move(request_id, {RUNNING}, **changes)
 
-    def cancel(self, request_id: str) -> str | None:
+    def cancel(self, request_id: str) -> tuple[bool, str | None]:
         if self._move(request_id, {PENDING, RUNNING}, state=CANCELLED):
-            return CANCELLED
+            return True, CANCELLED
         record = self.get(request_id)
-        return None if record is None else record.state
+        return False, None if record is None else record.state
 
     def for_connection(self, connection_id: str) -> list[str]:
         return [r.request_id for r in self.rows.values() if r.connection_id == connection_id]

@@ -82,7 +82,8 @@ def test_cancel_moves_live_requests_only(store: RequestStore) -> None:
     store.claim("f", lease_until=NOW + 60)
     store.finish("f", FAILED, error=("failed", "boom"), expires_at=int(NOW) + 99)
     assert [store.cancel(rid) for rid in ("p", "r", "f", "none")] == [
-        CANCELLED, CANCELLED, FAILED, None]
+        (True, CANCELLED), (True, CANCELLED), (False, FAILED), (False, None)]
+    assert store.cancel("p") == (False, CANCELLED)  # a second cancel moves nothing
     assert store.claim("p", lease_until=NOW + 60) is False
     failed = store.get("f")
     assert failed is not None and (failed.error_code, failed.error_message) == ("failed", "boom")

@@ -327,3 +327,26 @@ def test_overlong_request_id_is_not_found(harness: Harness) -> None:
     for action in ("cancel", "status"):
         reply = harness.send(c, {"action": action, "request_id": "r" * 200, "id": "x"})
         assert (reply["code"], reply["id"]) == ("not_found", "x")
+
+
+def test_unfinished_requests_per_connection_are_limited(
+        env: dict[str, str], harness_factory: Callable[[], Harness]) -> None:
+    """MAX_ACTIVE_REQUESTS bounds a connection's unfinished requests; finishing or
+    cancelling one frees its slot."""
+    env["MAX_ACTIVE_REQUESTS"] = "2"
+    h = harness_factory()
+    c = h.connect()
+    first, second = request(h, c, "echo", {}, "a"), request(h, c, "echo", {}, "b")
+    refused = h.send(c, {"action": "request", "kind": "echo", "payload": {}, "id": "c"})
+    assert (refused["code"], refused["id"]) == ("limit_exceeded", "c")
+    assert len(h.rows("requests")) == 2
+    process(h, testing.insert_record(row(h, first)))  # finishes: frees a slot
+    third = request(h, c, "echo", {}, "d")
+    assert h.send(c, {"action": "request", "kind": "echo", "payload": {},
+                      "id": "e"})["code"] == "limit_exceeded"
+    h.send(c, {"action": "cancel", "request_id": second})  # cancelled: frees a slot
+    h.send(c, {"action": "cancel", "request_id": second})  # a repeat frees nothing
+    request(h, c, "echo", {}, "f")
+    assert h.send(c, {"action": "request", "kind": "echo", "payload": {},
+                      "id": "g"})["code"] == "limit_exceeded"
+    assert third

@@ -132,3 +132,16 @@ def test_subscribe_for_a_removed_connection_is_refused(store: Store) -> None:
     with pytest.raises(LimitExceeded):
         storage.subscribe(c, "ch", 10)
     assert storage.subscribers("t", "ch") == []
+
+
+def test_unfinished_requests_are_counted_per_connection(store: Store) -> None:
+    """reserve_request counts up to the limit, release_request frees, a gone connection
+    reserves nothing."""
+    storage, _ = store
+    storage.put_connection(conn("c1"))
+    assert [storage.reserve_request("c1", 2) for _ in range(3)] == [True, True, False]
+    storage.release_request("c1")
+    assert storage.reserve_request("c1", 2) is True
+    storage.remove_connection("c1")
+    assert storage.reserve_request("c1", 2) is False
+    storage.release_request("c1")  # harmless once the connection is gone
