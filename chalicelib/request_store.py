@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.errors import StorageError
+from chalicelib.dynamodb import call, query, update_if
 from chalicelib.tables import REQUESTS
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
@@ -107,11 +105,11 @@ class DynamoRequestStore:
             "created_at": {"N": str(record.created_at_ms)},
             "expires_at": {"N": str(record.expires_at)},
         }
-        self._call("put_item", TableName=self._table, Item=item,
+        call(self._db, "put_item", TableName=self._table, Item=item,
                    ConditionExpression="attribute_not_exists(request_id)")
 
     def get(self, request_id: str) -> RequestRecord | None:
-        item = self._call("get_item", TableName=self._table,
+        item = call(self._db, "get_item", TableName=self._table,
                           Key=_key(request_id), ConsistentRead=True).get("Item")
         if item is None:
             return None
@@ -164,7 +162,7 @@ class DynamoRequestStore:
         return False, None if record is None else record.state
 
     def for_connection(self, connection_id: str) -> list[str]:
-        return [item["request_id"]["S"] for item in self._query(
+        return [item["request_id"]["S"] for item in query(self._db,
             TableName=self._table, IndexName="by_connection",
             KeyConditionExpression="connection_id = :c",
             ExpressionAttributeValues={":c": {"S": connection_id}},
@@ -174,39 +172,9 @@ class DynamoRequestStore:
 
     def _update(self, request_id: str, expression: str, condition: str,
                 values: dict[str, Any], names: dict[str, str] | None = None) -> bool:
-        try:
-            self._db.update_item(
-                TableName=self._table, Key=_key(request_id),
-                UpdateExpression=expression,
-                ConditionExpression=f"attribute_exists(request_id) AND {condition}",
-                ExpressionAttributeNames={"#s": "state", **(names or {})},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise StorageError(f"UpdateItem failed: {exc.response.get('Error', {})}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"UpdateItem failed: {type(exc).__name__}") from exc
-        return True
-
-    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = getattr(self._db, method)(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
-            raise StorageError(f"{method} failed: {code}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"{method} failed: {type(exc).__name__}") from exc
-        return result
-
-    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            page = self._call("query", **kwargs)
-            yield from page.get("Items", [])
-            if not page.get("LastEvaluatedKey"):
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return update_if(self._db, self._table, _key(request_id), expression,
+                         f"attribute_exists(request_id) AND {condition}", values,
+                         {"#s": "state", **(names or {})})
 
 
 def _key(request_id: str) -> dict[str, Any]:

@@ -9,11 +9,12 @@ botocore errors become :class:`StorageError` here and nowhere else.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.dynamodb import call, cancellation_codes, error_code, query, update_if
 from chalicelib.errors import LimitExceeded, StorageError
 from chalicelib.model import Connection, channel_key, shard_of, user_key
 from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS
@@ -85,11 +86,11 @@ class DynamoStorage:
             "expires_at": {"N": str(connection.expires_at)},
             "sub_count": {"N": str(connection.subscription_count)},
         }
-        self._call("PutItem", TableName=self._connections, Item=item)
+        call(self._db, "put_item", TableName=self._connections, Item=item)
 
     def get_connection(self, connection_id: str) -> Connection | None:
-        response = self._call(
-            "GetItem", TableName=self._connections,
+        response = call(
+            self._db, "get_item", TableName=self._connections,
             Key={"connection_id": {"S": connection_id}}, ConsistentRead=True,
         )
         item = response.get("Item")
@@ -101,7 +102,7 @@ class DynamoStorage:
     def user_connections(self, tenant_id: str, user_id: str) -> list[str]:
         return [
             item["connection_id"]["S"]
-            for item in self._query(
+            for item in query(self._db,
                 TableName=self._connections, IndexName="by_user",
                 KeyConditionExpression="user_key = :k",
                 FilterExpression="expires_at > :now",
@@ -148,9 +149,9 @@ class DynamoStorage:
                 }},
             ])
         except ClientError as exc:
-            reasons = _cancellation_codes(exc)
+            reasons = cancellation_codes(exc)
             if reasons is None:
-                raise StorageError(f"subscribe failed: {_code(exc)}") from exc
+                raise StorageError(f"subscribe failed: {error_code(exc)}") from exc
             if reasons[1] == "ConditionalCheckFailed":
                 return False  # already subscribed
             if reasons[0] == "ConditionalCheckFailed":
@@ -177,13 +178,13 @@ class DynamoStorage:
                 }},
             ])
         except ClientError as exc:
-            reasons = _cancellation_codes(exc)
+            reasons = cancellation_codes(exc)
             if reasons is None:
-                raise StorageError(f"unsubscribe failed: {_code(exc)}") from exc
+                raise StorageError(f"unsubscribe failed: {error_code(exc)}") from exc
             if reasons[0] == "ConditionalCheckFailed":
                 return False
             # The connection row is gone or its count is off: still drop the row.
-            self._call("DeleteItem", TableName=self._subscriptions, Key=key)
+            call(self._db, "delete_item", TableName=self._subscriptions, Key=key)
             return True
         except BotoCoreError as exc:
             raise StorageError(f"unsubscribe failed: {type(exc).__name__}") from exc
@@ -198,7 +199,7 @@ class DynamoStorage:
         now = str(int(self._clock()))
         ids: list[str] = []
         for shard in range(self._shards) if shards is None else shards:
-            for item in self._query(
+            for item in query(self._db,
                 TableName=self._subscriptions,
                 KeyConditionExpression="channel_key = :k",
                 FilterExpression="expires_at > :now",
@@ -214,13 +215,13 @@ class DynamoStorage:
     def remove_connection(self, connection_id: str) -> Connection | None:
         # The connection row goes first: a subscribe racing this disconnect then fails
         # its transaction's attribute_exists condition instead of leaving an orphan.
-        response = self._call(
-            "DeleteItem", TableName=self._connections,
+        response = call(
+            self._db, "delete_item", TableName=self._connections,
             Key={"connection_id": {"S": connection_id}}, ReturnValues="ALL_OLD",
         )
         keys = [
             {"channel_key": item["channel_key"], "connection_id": item["connection_id"]}
-            for item in self._query(
+            for item in query(self._db,
                 TableName=self._subscriptions, IndexName="by_connection",
                 KeyConditionExpression="connection_id = :c",
                 ExpressionAttributeValues={":c": {"S": connection_id}},
@@ -233,56 +234,23 @@ class DynamoStorage:
     # -- unfinished requests per connection ---------------------------------
 
     def reserve_request(self, connection_id: str, limit: int) -> bool:
-        return self._conditional_update(
-            connection_id, "SET active_requests = if_not_exists(active_requests, :zero) + :one",
+        return update_if(
+            self._db, self._connections, {"connection_id": {"S": connection_id}},
+            "SET active_requests = if_not_exists(active_requests, :zero) + :one",
             "attribute_exists(connection_id) AND "
             "(attribute_not_exists(active_requests) OR active_requests < :max)",
             {":zero": {"N": "0"}, ":one": {"N": "1"}, ":max": {"N": str(limit)}},
         )
 
     def release_request(self, connection_id: str) -> None:
-        self._conditional_update(
-            connection_id, "SET active_requests = active_requests - :one",
+        update_if(
+            self._db, self._connections, {"connection_id": {"S": connection_id}},
+            "SET active_requests = active_requests - :one",
             "attribute_exists(connection_id) AND active_requests > :zero",
             {":zero": {"N": "0"}, ":one": {"N": "1"}},
         )
 
-    def _conditional_update(self, connection_id: str, expression: str, condition: str,
-                            values: dict[str, Any]) -> bool:
-        try:
-            self._db.update_item(
-                TableName=self._connections, Key={"connection_id": {"S": connection_id}},
-                UpdateExpression=expression, ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise StorageError(f"UpdateItem failed: {_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"UpdateItem failed: {type(exc).__name__}") from exc
-        return True
-
     # -- plumbing ------------------------------------------------------------
-
-    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(self._db, _snake(operation))
-        try:
-            result: dict[str, Any] = method(**kwargs)
-        except ClientError as exc:
-            raise StorageError(f"{operation} failed: {_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"{operation} failed: {type(exc).__name__}") from exc
-        return result
-
-    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            page = self._call("Query", **kwargs)
-            yield from page.get("Items", [])
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return
-            kwargs["ExclusiveStartKey"] = last
 
     def _batch_delete(self, table: str, keys: list[dict[str, Any]]) -> None:
         for start in range(0, len(keys), BATCH_WRITE_LIMIT):
@@ -291,7 +259,7 @@ class DynamoStorage:
                         for key in keys[start:start + BATCH_WRITE_LIMIT]]
             }
             for attempt in range(BATCH_RETRIES):
-                response = self._call("BatchWriteItem", RequestItems=pending)
+                response = call(self._db, "batch_write_item", RequestItems=pending)
                 pending = response.get("UnprocessedItems") or {}
                 if not pending:
                     break
@@ -315,18 +283,3 @@ def _connection_from_item(item: dict[str, Any]) -> Connection:
         )
     except (KeyError, ValueError) as exc:
         raise StorageError(f"malformed connection row: {exc!r}") from exc
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-def _cancellation_codes(exc: ClientError) -> list[str] | None:
-    if _code(exc) != "TransactionCanceledException":
-        return None
-    reasons = exc.response.get("CancellationReasons") or []
-    return [str(r.get("Code", "None")) for r in reasons]
-
-
-def _snake(operation: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
