@@ -134,12 +134,14 @@ class Gateway:
     async def start(self) -> None:
         web_app = web.Application(client_max_size=16 * 1024 * 1024)
         stage = self.settings.stage
-        web_app.router.add_get("/", self._websocket)
-        web_app.router.add_get(f"/{stage}", self._websocket)
+        # The @connections route first: aiohttp tries resources in order, and a fan-out
+        # is thousands of POSTs for each handshake.
         connections = "/{stage}/@connections/{connection_id}"
         web_app.router.add_post(connections, self._post_to_connection)
         web_app.router.add_get(connections, self._get_connection)
         web_app.router.add_delete(connections, self._delete_connection)
+        web_app.router.add_get("/", self._websocket)
+        web_app.router.add_get(f"/{stage}", self._websocket)
         web_app.router.add_post(
             "/2015-03-31/functions/{function_name}/invocations", self._invoke_function
         )
@@ -364,13 +366,18 @@ class Gateway:
         connection = self._connections.get(connection_id)
         if connection is None or connection.ws.closed:
             return _error(410, "GoneException", f"Connection {connection_id} is gone")
-        if connection_id in self.faults.gone_connections:
+        gone = self.faults.gone_connections
+        if gone and connection_id in gone:
             return _error(410, "GoneException", f"Connection {connection_id} is gone (fault)")
         return connection
 
     async def _post_to_connection(self, request: web.Request) -> web.Response:
+        # The fan-out hot path: one call per delivery. Fault switches are read as plain
+        # attributes first (draw() only when one is set), the connection is looked up
+        # once, and nothing is logged or allocated beyond the response.
         body = await request.read()
-        if self.faults.draw(self.faults.throttle_fraction):
+        faults = self.faults
+        if faults.throttle_fraction and faults.draw(faults.throttle_fraction):
             return _error(429, "LimitExceededException", "Rate exceeded (fault)")
         if len(body) > self.settings.max_post_bytes:
             return _error(413, "PayloadTooLargeException",
@@ -378,13 +385,15 @@ class Gateway:
         target = self._target(request)
         if isinstance(target, web.Response):
             return target
-        if self.faults.draw(self.faults.gone_fraction):
+        if faults.gone_fraction and faults.draw(faults.gone_fraction):
             return _error(410, "GoneException", f"Connection {target.id} is gone (fault)")
+        ws = target.ws
         try:
-            data: str | bytes = body.decode("utf-8")
-        except UnicodeDecodeError:
-            data = body
-        if not await self._send(target, data):
+            try:
+                await ws.send_str(body.decode("utf-8"))
+            except UnicodeDecodeError:
+                await ws.send_bytes(body)
+        except (ConnectionError, RuntimeError):
             return _error(410, "GoneException", f"Connection {target.id} is gone")
         return web.Response(status=200)
 
