@@ -90,6 +90,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         default=env_float(env, "GATEWAY_LAMBDA_TIMEOUT", defaults.lambda_timeout),
                         help="seconds the gateway waits for a handler "
                              "(env GATEWAY_LAMBDA_TIMEOUT; default 30)")
+    parser.add_argument("--lambda-processes", type=int,
+                        default=env_int(env, "GATEWAY_LAMBDA_PROCESSES",
+                                        defaults.lambda_processes),
+                        help="worker processes for asynchronous (Event) Lambda invocations, "
+                             "as separate Lambda instances; 0 runs them in the gateway "
+                             "process (env GATEWAY_LAMBDA_PROCESSES; default 0)")
     faults = parser.add_argument_group("fault injection (all off by default)")
     faults.add_argument("--drop-disconnect", type=_fraction_arg, nargs="?", const=1.0,
                         default=env_float(env, "FAULT_DROP_DISCONNECT", 0.0),
@@ -178,6 +184,7 @@ def options_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Stack
         max_age=args.max_age,
         max_concurrency=args.max_concurrency,
         lambda_timeout=args.lambda_timeout,
+        lambda_processes=args.lambda_processes,
     )
     faults = Faults(
         drop_disconnect=args.drop_disconnect,

@@ -10,7 +10,12 @@ One aiohttp server on one loopback port serves three things:
 - ``http://HOST:PORT/2015-03-31/functions/{name}/invocations``: Lambda's Invoke API for
   the app's ``@app.lambda_function()`` handlers, for boto3's ``lambda`` client.
 
-Handlers run in :class:`local.lambda_runtime.Invoker`'s thread pool. The app is found
+Handlers run in :class:`local.lambda_runtime.Invoker`'s thread pool; with
+``settings.lambda_processes`` > 0, asynchronous (``Event``) invocations of plain Lambda
+functions run in that many worker processes instead
+(:class:`local.lambda_processes.ProcessInvoker`), which import the app from
+``app_spec`` with ``lambda_env`` (default: this process's environment when they start).
+The app is found
 generically (``app.websocket_handlers``, ``app.handler_map``,
 ``app.pure_lambda_functions``), so any Chalice app works.
 
@@ -29,6 +34,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +43,9 @@ from aiohttp import WSMsgType, web
 from local import events
 from local.events import ApiIdentity, ClientInfo
 from local.framing import MESSAGE_TOO_BIG, FrameGuard, install_guard
+from local.lambda_processes import ProcessInvoker
 from local.lambda_runtime import Handler, Invocation, Invoker
-from local.settings import Faults, GatewaySettings
+from local.settings import Faults, GatewaySettings, SettingsError
 
 log = logging.getLogger("local.gateway")
 
@@ -93,6 +100,9 @@ class Gateway:
         settings: GatewaySettings | None = None,
         faults: Faults | None = None,
         region: str = "us-east-1",
+        *,
+        app_spec: str | None = None,
+        lambda_env: Mapping[str, str] | None = None,
     ) -> None:
         self.app = app
         self.host = host
@@ -101,6 +111,13 @@ class Gateway:
         self.faults = faults or Faults()
         self.region = region
         self.invoker = Invoker(self.settings.max_concurrency, self.settings.lambda_timeout, region)
+        self.processes: ProcessInvoker | None = None
+        if self.settings.lambda_processes:
+            if app_spec is None:
+                raise SettingsError("lambda_processes needs the app's spec (module:attr), "
+                                    "for the worker processes to import it")
+            self.processes = ProcessInvoker(self.settings.lambda_processes, app_spec,
+                                            self.settings.lambda_timeout, region, lambda_env)
         self._connections: dict[str, Connection] = {}
         self._served: set[Connection] = set()  # open or still running $disconnect
         self._runner: web.AppRunner | None = None
@@ -169,7 +186,16 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await asyncio.get_running_loop().run_in_executor(None, self.invoker.shutdown)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.invoker.shutdown)
+        if self.processes is not None:
+            await loop.run_in_executor(None, self.processes.shutdown)
+
+    async def start_lambda_processes(self) -> None:
+        """Start the worker processes now rather than at the first Event invocation
+        (call it once the app's environment is complete). No-op without them."""
+        if self.processes is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.processes.start)
 
     # -- the app's handlers --------------------------------------------------------
 
@@ -450,7 +476,10 @@ class Gateway:
         if invocation_type == "DryRun":
             return web.Response(status=204)
         if invocation_type == "Event":
-            self._spawn(self.invoker.invoke(name, handler, event))
+            if self.processes is not None:
+                self._spawn(self.processes.invoke(name, event))
+            else:
+                self._spawn(self.invoker.invoke(name, handler, event))
             return web.Response(status=202)
         invocation = await self.invoker.invoke(name, handler, event)
         headers = {"X-Amz-Executed-Version": "$LATEST",

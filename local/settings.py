@@ -35,6 +35,9 @@ class GatewaySettings:
     max_in_flight_per_connection: int = 64
     close_timeout: float = 5.0
     lambda_timeout: float = 30.0
+    # Worker processes for asynchronous (Event) invocations; 0 runs them in the thread
+    # pool with everything else (see local/lambda_processes.py).
+    lambda_processes: int = 0
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "max_age", "close_timeout", "lambda_timeout"):
@@ -43,6 +46,9 @@ class GatewaySettings:
         for name in ("max_concurrency", "max_in_flight_per_connection", "max_frame_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.lambda_processes < 0:
+            raise SettingsError(
+                f"lambda_processes must be 0 or more, got {self.lambda_processes!r}")
 
 
 def _fraction(name: str, value: float) -> float:

@@ -179,12 +179,15 @@ class LocalStack:
         if "requests" in arns:
             self.env["REQUESTS_STREAM_ARN"] = arns["requests"]
         app = load_app(opts.app_spec)
-        self.gateway = Gateway(app, opts.host, opts.port, opts.settings, opts.faults, opts.region)
+        self.gateway = Gateway(app, opts.host, opts.port, opts.settings, opts.faults, opts.region,
+                               app_spec=opts.app_spec, lambda_env=self.env)
         await self.gateway.start()
         # With port 0 the URLs are known only now; no invocation has run yet (the loop
         # has not turned since the socket was bound), and the app reads them lazily.
         self.env["WS_ENDPOINT_URL"] = self.gateway.connections_url
         self.env["LAMBDA_ENDPOINT_URL"] = self.gateway.http_url
+        # --lambda-processes: the worker processes copy the app's environment, now complete.
+        await self.gateway.start_lambda_processes()
         # A stream handler gets the same time budget as any other invocation here, so
         # the processor's deadline (get_remaining_time_in_millis) follows --lambda-timeout.
         self.poller = StreamPoller(

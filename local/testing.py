@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -33,8 +33,11 @@ class GatewayThread:
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        app_spec: str | None = None,
+        lambda_env: Mapping[str, str] | None = None,
     ) -> None:
-        self.gateway = Gateway(app, host, port, settings=settings, faults=faults)
+        self.gateway = Gateway(app, host, port, settings=settings, faults=faults,
+                               app_spec=app_spec, lambda_env=lambda_env)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="gateway-loop",
                                         daemon=True)
