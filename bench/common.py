@@ -137,10 +137,12 @@ class ServerProcess:
     """
 
     def __init__(self, target: Callable[..., None], *args: Any, ready_timeout: float = 60.0,
-                 grace: float = 10.0) -> None:
+                 grace: float = 10.0, daemon: bool = True) -> None:
+        # daemon=False for a server with child processes of its own (multiprocessing
+        # refuses them in a daemonic process); stop() still ends it.
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=target, args=(child, *args), daemon=True)
+        self._process = ctx.Process(target=target, args=(child, *args), daemon=daemon)
         self._ready_timeout = ready_timeout
         self._grace = grace
         self.ready: Any = None

@@ -1,8 +1,12 @@
-"""Time to deliver one publish to N real local WebSocket clients, three ways.
+"""Time to deliver one publish to N real local WebSocket clients, four ways.
 
 - **Streamer**: the real ``app.py`` behind the local gateway (server process), in-memory
   storage, a client ``publish`` frame; large channels go to ``fanout`` workers through
-  the gateway's Lambda Invoke API (see chalicelib/parallel.py).
+  the gateway's Lambda Invoke API (see chalicelib/parallel.py), run in threads of the
+  gateway's process: gateway, app and workers share one GIL.
+- **Streamer, worker processes**: the same, but the ``fanout`` workers run in their own
+  processes (``--lambda-processes``), as separate Lambda instances do on AWS; storage is
+  DynamoDB on moto (memory is per process), subscription rows seeded with BatchWriteItem.
 - **sequential**: the same gateway and clients; the server process loops
   ``app.websocket_api.send(connection_id, message)`` (boto3 ``post_to_connection``
   against the gateway's ``@connections``), as Chalice's wschat tutorial sends.
@@ -40,10 +44,11 @@ from bench.common import (
     token_url,
     write_results,
 )
-from bench.servers import app_server, fast_sender_available, raw_server
+from bench.servers import app_server, app_server_processes, fast_sender_available, raw_server
 
 STREAMER, SEQUENTIAL, RAW = "Streamer", "sequential send loop", "raw aiohttp broadcast"
-VARIANTS = (STREAMER, SEQUENTIAL, RAW)
+STREAMER_PROCESSES = "Streamer, worker processes"
+VARIANTS = (STREAMER, STREAMER_PROCESSES, SEQUENTIAL, RAW)
 ROUND_TIMEOUT = 120.0  # seconds for one delivery round, the slowest (sequential 10k) included
 PAD = "x" * 200  # a frame of about 400 bytes, a typical small update
 GOAL_VS_SEQUENTIAL = 5.0
@@ -146,7 +151,7 @@ async def _deliver(variant: str, n: int, round_: Round, server: ServerProcess,
                    publisher: ClientConnection | None) -> Sample:
     channel = f"fan{n}"
     marker = round_.arm(n)
-    if variant == STREAMER:
+    if variant in (STREAMER, STREAMER_PROCESSES):
         assert publisher is not None
         frame = json.dumps({"action": "publish", "channel": channel, "id": marker,
                             "data": {"m": marker, "pad": PAD}})
@@ -158,9 +163,48 @@ async def _deliver(variant: str, n: int, round_: Round, server: ServerProcess,
         start = time.monotonic()
         server.send(command, n, message)
     delivered = await round_.wait()
-    if variant != STREAMER:
+    if variant not in (STREAMER, STREAMER_PROCESSES):
         await asyncio.to_thread(server.reply, ROUND_TIMEOUT)
     return Sample(variant, n, round_.last - start if delivered else float("nan"), delivered)
+
+
+async def _streamer_processes(sizes: Sequence[int], reps: dict[int, tuple[int, int]],
+                              env: dict[str, str], processes: int,
+                              log: list[str]) -> list[Sample]:
+    from websockets.asyncio.client import connect
+
+    samples: list[Sample] = []
+    with ServerProcess(app_server_processes, env, processes, ready_timeout=180.0,
+                       daemon=False) as server:
+        base = server.ready["url"]
+        crowd, round_ = Crowd(), Round()
+        crowd.handler = round_.on_frame
+        started = time.monotonic()
+        await crowd.open([token_url(base, f"r{i}") for i in range(max(sizes))])
+        log.append(f"gateway with {processes} worker processes, on moto: {len(crowd)} "
+                   f"clients connected in {time.monotonic() - started:.1f} s")
+        publisher = await connect(token_url(base, "publisher", ("read", "write")),
+                                  ping_interval=None, compression=None)
+        drain = asyncio.create_task(_drain(publisher))
+        started = time.monotonic()
+        for n in sizes:
+            await server.call_async("seed", f"fan{n}", n, timeout=300.0)
+        log.append(f"moto: {sum(sizes)} subscription rows seeded in "
+                   f"{time.monotonic() - started:.1f} s")
+        # Warm-up: builds the Streamer in the gateway process and, one publish per
+        # worker process, in the workers (whichever process is free takes a job).
+        for _ in range(max(2, processes)):
+            await _deliver(STREAMER_PROCESSES, min(sizes), round_, server, publisher)
+        for n in sizes:
+            for _ in range(reps[n][0]):
+                samples.append(await _deliver(STREAMER_PROCESSES, n, round_, server, publisher))
+        pids = await server.call_async("worker_pids")
+        log.append(f"worker processes: invocations by pid {pids} (gateway pid "
+                   f"{server.ready['pid']})")
+        drain.cancel()
+        publisher.transport.abort()
+        await crowd.close()
+    return samples
 
 
 async def _raw(sizes: Sequence[int], reps: dict[int, tuple[int, int]],
@@ -183,10 +227,13 @@ async def _raw(sizes: Sequence[int], reps: dict[int, tuple[int, int]],
 
 
 def app_settings(*, shards: int, concurrency: int, sender: str,
-                 per_worker: int = 2) -> dict[str, str]:
+                 per_worker: int = 2, threshold: int = 500) -> dict[str, str]:
     """Streamer at its best here: sharded channels, parallel workers, the fast sender."""
     return {
         "SUBSCRIPTION_SHARDS": str(shards),
+        # Below the default 1,000, so N = 1,000 always goes to workers (the publisher
+        # estimates the channel's size from shard 0, which varies around N / shards).
+        "FANOUT_WORKER_THRESHOLD": str(threshold),
         "FANOUT_SHARDS_PER_WORKER": str(per_worker),
         "FANOUT_FUNCTION_NAME": "fanout",
         "FANOUT_CONCURRENCY": str(concurrency),
@@ -200,8 +247,8 @@ def app_settings(*, shards: int, concurrency: int, sender: str,
 
 def measure(sizes: Sequence[int], *, reps: int = 3, big_reps: int = 1, big_from: int = 10_000,
             shards: int = 16, concurrency: int = 16, per_worker: int = 8,
-            sender: str | None = None) -> dict[str, Any]:
-    """Run the three variants; the per-size medians, ratios and raw samples.
+            sender: str | None = None, processes: int = 2) -> dict[str, Any]:
+    """Run the four variants (three with ``processes=0``); per-size medians, ratios, samples.
 
     Sizes at or above ``big_from`` run the sequential loop ``big_reps`` times (it is
     the slowest by far) and the other two ``reps`` times.
@@ -215,8 +262,10 @@ def measure(sizes: Sequence[int], *, reps: int = 3, big_reps: int = 1, big_from:
     log: list[str] = []
 
     async def run() -> list[Sample]:
-        return [*await _streamer_and_sequential(sizes, per_size, env, log),
-                *await _raw(sizes, per_size, log)]
+        samples = await _streamer_and_sequential(sizes, per_size, env, log)
+        if processes:
+            samples += await _streamer_processes(sizes, per_size, env, processes, log)
+        return [*samples, *await _raw(sizes, per_size, log)]
 
     samples = asyncio.run(run())
     results: dict[str, Any] = {}
@@ -230,8 +279,12 @@ def measure(sizes: Sequence[int], *, reps: int = 3, big_reps: int = 1, big_from:
         streamer = row[STREAMER]["median_s"]
         row["speedup_vs_sequential"] = row[SEQUENTIAL]["median_s"] / streamer
         row["times_raw"] = streamer / row[RAW]["median_s"]
+        in_processes = row[STREAMER_PROCESSES]["median_s"]
+        row["processes_speedup_vs_sequential"] = row[SEQUENTIAL]["median_s"] / in_processes
+        row["processes_times_raw"] = in_processes / row[RAW]["median_s"]
         results[str(n)] = row
     return {"sizes": list(sizes), "settings": env, "sender": sender, "log": log,
+            "processes": processes,
             "results": results,
             "goals": {"n": GOAL_N, "min_speedup_vs_sequential": GOAL_VS_SEQUENTIAL,
                       "max_times_raw": GOAL_VS_RAW}}
@@ -243,9 +296,11 @@ def table(report: dict[str, Any]) -> str:
         row = report["results"][str(n)]
         rows.append([n, *(row[v]["median_s"] for v in VARIANTS),
                      f"{row['speedup_vs_sequential']:.2f}x", f"{row['times_raw']:.2f}x",
+                     f"{row['processes_speedup_vs_sequential']:.2f}x",
+                     f"{row['processes_times_raw']:.2f}x",
                      "/".join(str(min(row[v]["delivered"], default=0)) for v in VARIANTS)])
-    headers = ["N", "Streamer s", "sequential s", "raw s", "seq/Streamer",
-               "Streamer/raw", "min delivered"]
+    headers = ["N", "Streamer s", "processes s", "sequential s", "raw s", "seq/Streamer",
+               "Streamer/raw", "seq/processes", "processes/raw", "min delivered"]
     return format_table(headers, rows)
 
 
@@ -260,11 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-worker", type=int, default=8,
                         help="FANOUT_SHARDS_PER_WORKER (16 shards / 8 = 2 workers, one per core)")
     parser.add_argument("--sender", choices=["fast", "boto3"], default=None)
+    parser.add_argument("--processes", type=int, default=2,
+                        help="worker processes of the 'Streamer, worker processes' variant "
+                             "(0 skips it)")
     parser.add_argument("--json", action="store_true", help="write build/bench/fanout.json")
     args = parser.parse_args(argv)
     report = measure(args.sizes, reps=args.reps, big_reps=args.big_reps, shards=args.shards,
                      concurrency=args.concurrency, per_worker=args.per_worker,
-                     sender=args.sender)
+                     sender=args.sender, processes=args.processes)
     print("\n".join(report["log"]))
     print(f"fan-out, median seconds to the last client (sender={report['sender']}):")
     print(table(report))

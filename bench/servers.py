@@ -7,6 +7,13 @@
   gateway's Lambda Invoke API when ``FANOUT_FUNCTION_NAME`` is set. Commands: ``seed``
   subscriptions straight into the store, ``sequential`` (Chalice's wschat way of
   sending: ``app.websocket_api.send`` in a loop), ``rss``, ``connections``.
+- :func:`app_server_processes`: the real ``app.py`` behind the local gateway with its
+  asynchronous invocations (the ``fanout`` workers) in worker processes
+  (``GatewaySettings.lambda_processes``), as separate Lambda instances would run them;
+  storage is therefore DynamoDB on moto (``local.dynamodb_server``), since memory is
+  per process. Connections are real ``$connect``s (rows written by the app); ``seed``
+  writes subscription rows straight to moto with BatchWriteItem, in the shape
+  ``chalicelib/storage.py`` writes them.
 - :func:`raw_server`: a plain aiohttp WebSocket server, no Lambda layer, that writes
   one frame to the first N clients on ``broadcast``: the machine's limit.
 """
@@ -166,6 +173,106 @@ def app_server(conn: Connection, extra_env: dict[str, str]) -> None:
         "connections": lambda: len(storage.connections),
     })
     # No graceful gateway stop: it would run 10,000 $disconnects for nothing.
+    os._exit(0)
+
+
+def _batch_write(client: Any, table: str, items: list[dict[str, Any]]) -> None:
+    """BatchWriteItem in 25s, resending unprocessed items (bounded)."""
+    for start in range(0, len(items), 25):
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}}
+                                          for item in items[start:start + 25]]
+        for _ in range(20):
+            answer = client.batch_write_item(RequestItems={table: requests})
+            requests = answer.get("UnprocessedItems", {}).get(table, [])
+            if not requests:
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("BatchWriteItem left items unprocessed")
+
+
+def _receiver_rows(db: Any, table: str, count: int) -> list[tuple[str, str]]:
+    """(connection id, tenant) of receivers r0, r1, ... (a Scan: benchmark setup only)."""
+    rows: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table,
+                              "ProjectionExpression": "connection_id, user_id, tenant_id"}
+    while True:
+        page = db.scan(**kwargs)
+        rows.extend(page.get("Items", []))
+        if not page.get("LastEvaluatedKey"):
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    found = [(int(r["user_id"]["S"][len(RECEIVER_PREFIX):]), r["connection_id"]["S"],
+              r["tenant_id"]["S"]) for r in rows if r["user_id"]["S"].startswith(RECEIVER_PREFIX)]
+    found.sort()
+    if len(found) < count:
+        raise RuntimeError(f"only {len(found)} receivers connected, {count} asked")
+    return [(cid, tenant) for _, cid, tenant in found[:count]]
+
+
+def app_server_processes(conn: Connection, extra_env: dict[str, str], processes: int) -> None:
+    """``app.py`` behind the gateway, ``fanout`` workers in ``processes`` processes, on moto."""
+    raise_open_files()
+    quiet_output("app_server_processes")
+    import boto3
+    from chalice.app import Chalice
+
+    from chalicelib import runtime
+    from chalicelib.model import channel_key, shard_of
+    from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS, create_tables
+    from local.dynamodb_server import DynamoDBServer
+    from local.settings import GatewaySettings
+    from local.stack import app_environment, load_app
+    from local.testing import GatewayThread
+
+    dynamodb = DynamoDBServer()
+    endpoint = dynamodb.start()
+    prefix = "bench_"
+    db: Any = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="local", aws_secret_access_key="local")
+    create_tables(db, prefix)
+    app: Chalice = load_app("app:app")
+    lambda_env: dict[str, str] = {}  # complete before the workers start and copy it
+    gateway = GatewayThread(app, settings=GatewaySettings(
+        max_concurrency=GATEWAY_MAX_CONCURRENCY, idle_timeout=3600.0, lambda_timeout=120.0,
+        lambda_processes=processes,
+    ), app_spec="app:app", lambda_env=lambda_env).start()
+    env = app_environment(dynamodb_endpoint_url=endpoint, table_prefix=prefix,
+                          ws_endpoint_url=gateway.connections_url, secret=SECRET,
+                          stream_arns={})
+    env["LAMBDA_ENDPOINT_URL"] = gateway.http_url
+    env.update(extra_env)
+    lambda_env.update(env)
+    os.environ.update(env)
+    shards = int(env.get("SUBSCRIPTION_SHARDS", "4"))
+    runtime.configure(runtime.build(env))
+    gateway.run(gateway.gateway.start_lambda_processes(), timeout=120)
+    connections_table = CONNECTIONS.physical_name(prefix)
+    subscriptions_table = SUBSCRIPTIONS.physical_name(prefix)
+
+    def seed(channel: str, count: int) -> int:
+        """Subscription rows for the first ``count`` receivers, as storage.subscribe writes."""
+        expires = str(int(time.time()) + 24 * 3600)
+        items = [{"channel_key": {"S": channel_key(tenant, channel, shard_of(cid, shards))},
+                  "connection_id": {"S": cid}, "tenant_id": {"S": tenant},
+                  "channel": {"S": channel}, "expires_at": {"N": expires}}
+                 for cid, tenant in _receiver_rows(db, connections_table, count)]
+        _batch_write(db, subscriptions_table, items)
+        return len(items)
+
+    conn.send({"url": gateway.url, "http_url": gateway.http_url, "pid": os.getpid(),
+               "env": {k: v for k, v in env.items() if "SECRET" not in k}})
+    serve_commands(conn, {
+        "seed": seed,
+        "rss": lambda: rss_kib(os.getpid()),
+        "worker_pids": lambda: dict(gateway.gateway.processes.pids
+                                    if gateway.gateway.processes else {}),
+    })
+    # The workers and moto are child processes: stop them (bounded); skip the gateway's
+    # graceful stop, which would run 10,000 $disconnects through moto for nothing.
+    if gateway.gateway.processes is not None:
+        gateway.gateway.processes.shutdown()
+    dynamodb.stop()
     os._exit(0)
 
 
