@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import runtime
+from chalicelib.tables import TABLES
 from local.settings import GatewaySettings
 from local.stack import app_environment, load_app
 from local.testing import GatewayThread
@@ -63,5 +64,9 @@ def test_large_publish_is_delivered_once_by_worker_processes(
         stack.close_all()
         gateway.stop()
         runtime.reset()
+        # Leave the session's moto server as it was: create_tables reads one page of
+        # ListTables (100 names), so each extra set of tables brings that limit closer.
+        for table in TABLES:
+            dynamodb_client.delete_table(TableName=table.physical_name(table_prefix))
     for pid in pids:  # stopped and reaped: no orphans
         assert not Path(f"/proc/{pid}").exists(), f"worker process {pid} still running"
