@@ -138,7 +138,8 @@ def create_tables(client: Any, prefix: str) -> dict[str, str]:
     that exist already are left as they are. For the local stack and tests; AWS
     deployments use the generated template instead.
     """
-    existing = set(client.list_tables().get("TableNames", []))
+    existing = {name for page in client.get_paginator("list_tables").paginate()
+                for name in page.get("TableNames", [])}  # pages hold 100 names
     arns: dict[str, str] = {}
     for table in TABLES:
         name = table.physical_name(prefix)

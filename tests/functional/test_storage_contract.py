@@ -145,3 +145,19 @@ def test_unfinished_requests_are_counted_per_connection(store: Store) -> None:
     storage.remove_connection("c1")
     assert storage.reserve_request("c1", 2) is False
     storage.release_request("c1")  # harmless once the connection is gone
+
+
+def test_create_tables_sees_existing_tables_past_the_first_page(dynamodb_client: Any) -> None:
+    """create_tables leaves existing tables alone even when ListTables needs several pages."""
+    import uuid
+
+    from chalicelib.tables import TABLES, create_tables
+
+    prefix = f"p{uuid.uuid4().hex[:8]}_"
+    for n in range(100 // len(TABLES) + 1):  # push the server past one ListTables page
+        create_tables(dynamodb_client, f"{prefix}{n}_")
+    arns = create_tables(dynamodb_client, f"{prefix}0_")  # exists: must not CreateTable
+    assert set(arns) == {"requests"}
+    for n in range(100 // len(TABLES) + 1):
+        for table in TABLES:
+            dynamodb_client.delete_table(TableName=table.physical_name(f"{prefix}{n}_"))
