@@ -319,13 +319,13 @@ METHOD = """## Method and caveats
   their own (`GatewaySettings.lambda_processes`, two here), so the gateway process only
   serves WebSockets and `@connections`. Memory is per process, so its storage is
   DynamoDB on moto: connections are real `$connect`s written to moto, subscription rows
-  are seeded with BatchWriteItem (every size's channel, all in one table), and the
-  workers use the Powertools idempotency table there too. Its time is about constant
-  in N (about 12 s): moto's `Query` walks every item of the table (`Table.query`
-  iterates `all_items()`), so each of the 17 shard queries of a publish costs
-  O(rows in the table), one at a time behind moto's lock. That is moto's cost, not
-  DynamoDB's (a Query reads one partition) nor the architecture's; the in-process row
-  shows the process-bound cost without moto. Neither row meets the goals here.
+  are seeded with BatchWriteItem one size at a time (and deleted after it), and the
+  workers use the Powertools idempotency table there too. Its time grows with N but
+  stays above the in-process row: moto's `Query` walks every item of the table
+  (`Table.query` iterates `all_items()`), so each of the 17 shard queries of a publish
+  costs O(rows in the table), one at a time behind moto's lock. That is moto's cost,
+  not DynamoDB's (a Query reads one partition) nor the architecture's; the in-process
+  row shows the process-bound cost without moto. Neither row meets the goals here.
 - The sequential baseline is `app.websocket_api.send` in a loop in the same server
   process (Chalice's own boto3 client; its endpoint is set to the gateway's http
   `@connections` URL because Chalice builds `https://` ones only). The raw baseline is a

@@ -176,11 +176,13 @@ def app_server(conn: Connection, extra_env: dict[str, str]) -> None:
     os._exit(0)
 
 
-def _batch_write(client: Any, table: str, items: list[dict[str, Any]]) -> None:
-    """BatchWriteItem in 25s, resending unprocessed items (bounded)."""
+def _batch_write(client: Any, table: str, items: list[dict[str, Any]],
+                 delete: bool = False) -> None:
+    """BatchWriteItem (puts, or deletes of keys) in 25s, resending unprocessed ones."""
     for start in range(0, len(items), 25):
-        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}}
-                                          for item in items[start:start + 25]]
+        requests: list[dict[str, Any]] = [
+            {"DeleteRequest": {"Key": item}} if delete else {"PutRequest": {"Item": item}}
+            for item in items[start:start + 25]]
         for _ in range(20):
             answer = client.batch_write_item(RequestItems={table: requests})
             requests = answer.get("UnprocessedItems", {}).get(table, [])
@@ -260,10 +262,20 @@ def app_server_processes(conn: Connection, extra_env: dict[str, str], processes:
         _batch_write(db, subscriptions_table, items)
         return len(items)
 
+    def unseed(channel: str, count: int) -> int:
+        """Delete what ``seed`` wrote: moto's Query walks the whole table, so each size
+        is measured with only its own rows in it."""
+        keys = [{"channel_key": {"S": channel_key(tenant, channel, shard_of(cid, shards))},
+                 "connection_id": {"S": cid}}
+                for cid, tenant in _receiver_rows(db, connections_table, count)]
+        _batch_write(db, subscriptions_table, keys, delete=True)
+        return len(keys)
+
     conn.send({"url": gateway.url, "http_url": gateway.http_url, "pid": os.getpid(),
                "env": {k: v for k, v in env.items() if "SECRET" not in k}})
     serve_commands(conn, {
         "seed": seed,
+        "unseed": unseed,
         "rss": lambda: rss_kib(os.getpid()),
         "worker_pids": lambda: dict(gateway.gateway.processes.pids
                                     if gateway.gateway.processes else {}),
