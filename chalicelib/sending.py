@@ -127,7 +127,8 @@ class Fanout:
         self._lock = threading.Lock()
 
     def send(self, connection_id: str, data: bytes, report: DeliveryReport) -> None:
-        """Deliver to one connection, retrying what is worth retrying."""
+        """Deliver to one connection, retrying what is worth retrying. ``report`` is
+        this caller's own: each pool thread fills a report of its own."""
         for attempt in range(self._max_attempts):
             try:
                 self._sender.post(connection_id, data)
@@ -139,13 +140,11 @@ class Fanout:
                 if not exc.retryable or attempt + 1 == self._max_attempts:
                     report.failed.append(connection_id)
                     return
-                with self._lock:
-                    report.retries += 1
+                report.retries += 1
                 # Full jitter spreads retries of a throttled burst apart.
                 self._sleep(random.uniform(0, self._backoff * 2 ** attempt))
             else:
-                with self._lock:
-                    report.delivered += 1
+                report.delivered += 1
                 return
 
     def _cleanup(self, connection_id: str) -> None:
@@ -157,15 +156,30 @@ class Fanout:
                              extra={"stale_connection_id": connection_id})
 
     def deliver(self, connection_ids: Iterable[str], data: bytes) -> DeliveryReport:
-        report = DeliveryReport()
         targets = list(dict.fromkeys(connection_ids))  # each connection once
         if len(targets) <= 1 or self._concurrency == 1:
+            report = DeliveryReport()
             for connection_id in targets:
                 self.send(connection_id, data, report)
             return report
-        pool = self._executor()
+        # One strided slice of the recipients per thread, each with its own report:
+        # no per-recipient future and no shared counter (both measurable at 10,000
+        # recipients); a slow recipient holds up only its own slice.
+        lanes = min(self._concurrency, len(targets))
+        slices = [targets[lane::lanes] for lane in range(lanes)]
         # list() waits for all and re-raises anything unexpected from a worker.
-        list(pool.map(lambda cid: self.send(cid, data, report), targets))
+        reports = list(self._executor().map(lambda ids: self._send_all(ids, data), slices))
+        return DeliveryReport(
+            delivered=sum(r.delivered for r in reports),
+            gone=[cid for r in reports for cid in r.gone],
+            failed=[cid for r in reports for cid in r.failed],
+            retries=sum(r.retries for r in reports),
+        )
+
+    def _send_all(self, connection_ids: list[str], data: bytes) -> DeliveryReport:
+        report = DeliveryReport()
+        for connection_id in connection_ids:
+            self.send(connection_id, data, report)
         return report
 
     def close(self) -> None:
