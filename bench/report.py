@@ -308,13 +308,15 @@ METHOD = """## Method and caveats
   the local stack runs them, so they share one GIL. On AWS the gateway, each Lambda
   worker and the clients are separate machines: there, Streamer's advantage comes from
   parallel workers, which one Python process on two cores cannot show.
-- Why the two fan-out goals are missed here: the gateway's `@connections` handling,
-  the app's fan-out threads and their sender all run in the one server process, so a
-  delivery costs that process about 0.35-0.45 ms of one GIL (10,000 in 3-4.5 s) while
-  the raw server writes a frame in about 0.03 ms. A sweep at N = 5,000 of
-  `FANOUT_CONCURRENCY` 4 and 16 by `FANOUT_SHARDS_PER_WORKER` 1, 4 and 16 gave
-  1.4-2.3 s, all within noise: the bound is that process, not Streamer's settings.
-  The sequential loop pays boto3's ~1.1 ms per post on top, hence the ~4x.
+- What bounds the fan-out here: the gateway's `@connections` handling (about 155 us
+  of aiohttp per POST), the app's fan-out threads and their sender all run in the one
+  server process, so a delivery costs that process about 0.3 ms of one GIL (10,000 in
+  about 3 s) while the raw server writes a frame in about 0.03 ms. Settings barely
+  move it: a sweep at N = 5,000 of `FANOUT_CONCURRENCY` 4 and 16 by
+  `FANOUT_SHARDS_PER_WORKER` 1, 4 and 16 stayed within noise. The sequential loop
+  pays boto3's ~1.1 ms per post on top, hence a ratio near 5x that moves with the
+  machine's noise from run to run; "within 5x of the raw broadcast" needs the POST
+  handling out of the WebSocket process, as API Gateway is on AWS.
 - "Streamer, worker processes" runs the `fanout` workers as AWS does, in processes of
   their own (`GatewaySettings.lambda_processes`, two here), so the gateway process only
   serves WebSockets and `@connections`. Memory is per process, so its storage is
