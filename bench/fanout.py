@@ -29,7 +29,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,39 +111,49 @@ async def _drain(client: ClientConnection) -> None:
         pass
 
 
-async def _streamer_and_sequential(sizes: Sequence[int], reps: dict[int, tuple[int, int]],
-                                   env: dict[str, str], log: list[str]) -> list[Sample]:
+@contextlib.asynccontextmanager
+async def _audience(base: str, count: int, label: str,
+                    log: list[str]) -> AsyncIterator[tuple[Round, ClientConnection]]:
+    """``count`` receiving clients and one publisher on a gateway, closed afterwards."""
     from websockets.asyncio.client import connect
 
-    samples: list[Sample] = []
-    with ServerProcess(app_server, env) as server:
-        base = server.ready["url"]
-        crowd, round_ = Crowd(), Round()
-        crowd.handler = round_.on_frame
-        started = time.monotonic()
-        await crowd.open([token_url(base, f"r{i}") for i in range(max(sizes))])
-        log.append(f"gateway: {len(crowd)} clients connected in "
-                   f"{time.monotonic() - started:.1f} s")
-        publisher = await connect(token_url(base, "publisher", ("read", "write")),
-                                  ping_interval=None, compression=None)
-        drain = asyncio.create_task(_drain(publisher))
-        warm = min(100, max(sizes))
-        for n in (warm, *sizes):
-            await server.call_async("seed", f"fan{n}", n)
-        # Warm-up: the first publish builds the Streamer (settings, clients, pools),
-        # the first sequential send builds Chalice's boto3 client.
-        for variant in (STREAMER, SEQUENTIAL):
-            await _deliver(variant, warm, round_, server, publisher)
-        for n in sizes:
-            streamer_reps, sequential_reps = reps[n]
-            for rep in range(max(streamer_reps, sequential_reps)):  # interleaved
-                if rep < streamer_reps:
-                    samples.append(await _deliver(STREAMER, n, round_, server, publisher))
-                if rep < sequential_reps:
-                    samples.append(await _deliver(SEQUENTIAL, n, round_, server, publisher))
+    crowd, round_ = Crowd(), Round()
+    crowd.handler = round_.on_frame
+    started = time.monotonic()
+    await crowd.open([token_url(base, f"r{i}") for i in range(count)])
+    log.append(f"{label}: {len(crowd)} clients connected in "
+               f"{time.monotonic() - started:.1f} s")
+    publisher = await connect(token_url(base, "publisher", ("read", "write")),
+                              ping_interval=None, compression=None)
+    drain = asyncio.create_task(_drain(publisher))
+    try:
+        yield round_, publisher
+    finally:
         drain.cancel()
         publisher.transport.abort()
         await crowd.close()
+
+
+async def _streamer_and_sequential(sizes: Sequence[int], reps: dict[int, tuple[int, int]],
+                                   env: dict[str, str], log: list[str]) -> list[Sample]:
+    samples: list[Sample] = []
+    with ServerProcess(app_server, env) as server:
+        audience = _audience(server.ready["url"], max(sizes), "gateway", log)
+        async with audience as (round_, publisher):
+            warm = min(100, max(sizes))
+            for n in (warm, *sizes):
+                await server.call_async("seed", f"fan{n}", n)
+            # Warm-up: the first publish builds the Streamer (settings, clients, pools),
+            # the first sequential send builds Chalice's boto3 client.
+            for variant in (STREAMER, SEQUENTIAL):
+                await _deliver(variant, warm, round_, server, publisher)
+            for n in sizes:
+                streamer_reps, sequential_reps = reps[n]
+                for rep in range(max(streamer_reps, sequential_reps)):  # interleaved
+                    if rep < streamer_reps:
+                        samples.append(await _deliver(STREAMER, n, round_, server, publisher))
+                    if rep < sequential_reps:
+                        samples.append(await _deliver(SEQUENTIAL, n, round_, server, publisher))
     return samples
 
 
@@ -171,44 +181,31 @@ async def _deliver(variant: str, n: int, round_: Round, server: ServerProcess,
 async def _streamer_processes(sizes: Sequence[int], reps: dict[int, tuple[int, int]],
                               env: dict[str, str], processes: int,
                               log: list[str]) -> list[Sample]:
-    from websockets.asyncio.client import connect
-
     samples: list[Sample] = []
     with ServerProcess(app_server_processes, env, processes, ready_timeout=180.0,
                        daemon=False) as server:
-        base = server.ready["url"]
-        crowd, round_ = Crowd(), Round()
-        crowd.handler = round_.on_frame
-        started = time.monotonic()
-        await crowd.open([token_url(base, f"r{i}") for i in range(max(sizes))])
-        log.append(f"gateway with {processes} worker processes, on moto: {len(crowd)} "
-                   f"clients connected in {time.monotonic() - started:.1f} s")
-        publisher = await connect(token_url(base, "publisher", ("read", "write")),
-                                  ping_interval=None, compression=None)
-        drain = asyncio.create_task(_drain(publisher))
-        seeding = 0.0
-        for index, n in enumerate(sizes):
-            # One size's rows at a time: moto's Query walks the whole table, so rows of
-            # other sizes would make every size pay for the largest.
-            started = time.monotonic()
-            await server.call_async("seed", f"fan{n}", n, timeout=300.0)
-            seeding += time.monotonic() - started
-            if index == 0:
-                # Warm-up: builds the Streamer in the gateway process and, one publish
-                # per worker process, in the workers (a free process takes a job).
-                for _ in range(max(2, processes)):
-                    await _deliver(STREAMER_PROCESSES, n, round_, server, publisher)
-            for _ in range(reps[n][0]):
-                samples.append(await _deliver(STREAMER_PROCESSES, n, round_, server, publisher))
-            await server.call_async("unseed", f"fan{n}", n, timeout=300.0)
-        log.append(f"moto: {sum(sizes)} subscription rows seeded (one size at a time) in "
-                   f"{seeding:.1f} s")
-        pids = await server.call_async("worker_pids")
-        log.append(f"worker processes: invocations by pid {pids} (gateway pid "
-                   f"{server.ready['pid']})")
-        drain.cancel()
-        publisher.transport.abort()
-        await crowd.close()
+        label = f"gateway with {processes} worker processes, on moto"
+        async with _audience(server.ready["url"], max(sizes), label, log) as (round_, publisher):
+            seeding = 0.0
+            for index, n in enumerate(sizes):
+                # One size's rows at a time: moto's Query walks the whole table, so rows of
+                # other sizes would make every size pay for the largest.
+                started = time.monotonic()
+                await server.call_async("seed", f"fan{n}", n, timeout=300.0)
+                seeding += time.monotonic() - started
+                if index == 0:
+                    # Warm-up: builds the Streamer in the gateway process and, one publish
+                    # per worker process, in the workers (a free process takes a job).
+                    for _ in range(max(2, processes)):
+                        await _deliver(STREAMER_PROCESSES, n, round_, server, publisher)
+                for _ in range(reps[n][0]):
+                    samples.append(await _deliver(STREAMER_PROCESSES, n, round_, server, publisher))
+                await server.call_async("unseed", f"fan{n}", n, timeout=300.0)
+            log.append(f"moto: {sum(sizes)} subscription rows seeded (one size at a time) in "
+                       f"{seeding:.1f} s")
+            pids = await server.call_async("worker_pids")
+            log.append(f"worker processes: invocations by pid {pids} (gateway pid "
+                       f"{server.ready['pid']})")
     return samples
 
 
