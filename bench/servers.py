@@ -164,8 +164,7 @@ def app_server(conn: Connection, extra_env: dict[str, str]) -> None:
             api.send(connection_id, message)
         return start, time.monotonic()
 
-    conn.send({"url": gateway.url, "http_url": gateway.http_url, "pid": os.getpid(),
-               "env": {k: v for k, v in env.items() if "SECRET" not in k}})
+    _announce(conn, gateway, env)
     serve_commands(conn, {
         "seed": seed,
         "sequential": sequential,
@@ -174,6 +173,12 @@ def app_server(conn: Connection, extra_env: dict[str, str]) -> None:
     })
     # No graceful gateway stop: it would run 10,000 $disconnects for nothing.
     os._exit(0)
+
+
+def _announce(conn: Any, gateway: Any, env: dict[str, str]) -> None:
+    """Tell the benchmark process where the gateway listens (never the secret)."""
+    conn.send({"url": gateway.url, "http_url": gateway.http_url, "pid": os.getpid(),
+               "env": {k: v for k, v in env.items() if "SECRET" not in k}})
 
 
 def _batch_write(client: Any, table: str, items: list[dict[str, Any]],
@@ -271,8 +276,7 @@ def app_server_processes(conn: Connection, extra_env: dict[str, str], processes:
         _batch_write(db, subscriptions_table, keys, delete=True)
         return len(keys)
 
-    conn.send({"url": gateway.url, "http_url": gateway.http_url, "pid": os.getpid(),
-               "env": {k: v for k, v in env.items() if "SECRET" not in k}})
+    _announce(conn, gateway, env)
     serve_commands(conn, {
         "seed": seed,
         "unseed": unseed,
