@@ -103,6 +103,7 @@ class Gateway:
         *,
         app_spec: str | None = None,
         lambda_env: Mapping[str, str] | None = None,
+        lambda_setup: str | None = None,
     ) -> None:
         self.app = app
         self.host = host
@@ -117,7 +118,8 @@ class Gateway:
                 raise SettingsError("lambda_processes needs the app's spec (module:attr), "
                                     "for the worker processes to import it")
             self.processes = ProcessInvoker(self.settings.lambda_processes, app_spec,
-                                            self.settings.lambda_timeout, region, lambda_env)
+                                            self.settings.lambda_timeout, region, lambda_env,
+                                            setup=lambda_setup)
         self._connections: dict[str, Connection] = {}
         self._served: set[Connection] = set()  # open or still running $disconnect
         self._runner: web.AppRunner | None = None

@@ -10,7 +10,15 @@ endpoint, ``WS_ENDPOINT_URL``...), and runs one invocation at a time:
 the WebSocket side (frames, ``@connections`` POSTs).
 
 Anything held in the gateway process's memory is therefore *not* shared: storage must
-be a server (DynamoDB on moto), not ``local.memory``'s in-process stores.
+be a server (DynamoDB on moto), or be served to the workers by a ``setup`` hook.
+
+``setup`` (``"module:function"``, optional) runs in each worker once the app is
+imported, as ``function(env)`` with the app's environment (a ``dict[str, str]``): the
+place to install what the workers should use instead of what the app would build
+(``chalicelib.runtime.configure(...)``, a proxy to a store served by the gateway's
+process...). A worker whose start failed (app import or setup) stays up and answers
+every invocation with that error, rather than dying and being respawned by the pool
+forever.
 
 Like :class:`~local.lambda_runtime.Invoker`, a timeout only stops the caller waiting
 (a process is one instance; killing it would lose the pool's other queued work); the
@@ -20,6 +28,7 @@ processes are terminated at :meth:`ProcessInvoker.shutdown`, which is bounded.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import multiprocessing
 import os
@@ -27,33 +36,66 @@ import signal
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from local.lambda_runtime import Invocation, LambdaContext, error_payload
 
 log = logging.getLogger("local.lambda")
 
-# In a worker process: the app and the context settings, set once by _initialize.
+# In a worker process: the app and the context settings, set once by _initialize, or
+# why the worker could not start.
 _app: Any = None
 _timeout = 30.0
 _region = "us-east-1"
+_start_error: Exception | None = None
+
+Setup = Callable[[dict[str, str]], object]
 
 
-def _initialize(env: dict[str, str], app_spec: str, timeout: float, region: str) -> None:
-    """Worker start: the app's environment, then the app (it reads env at import)."""
-    global _app, _timeout, _region  # one app per worker process
+def _split_setup(spec: str) -> tuple[str, str]:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"setup spec must be module:function, got {spec!r}")
+    return module_name, attr
+
+
+def resolve_setup(spec: str) -> Setup:
+    """The function a ``"module:function"`` setup spec names (imported now)."""
+    module_name, attr = _split_setup(spec)
+    function = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(function):
+        raise ValueError(f"{spec!r} does not name a function")
+    setup: Setup = function
+    return setup
+
+
+def _initialize(env: dict[str, str], app_spec: str, timeout: float, region: str,
+                setup: str | None = None) -> None:
+    """Worker start: the app's environment, then the app (it reads env at import), then
+    the setup hook, if any, with that environment."""
+    global _app, _timeout, _region, _start_error  # noqa: PLW0603  (one app per worker process)
     # Ctrl-C reaches the whole process group; the gateway process stops the pool itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
     from local.stack import load_app
 
-    _app, _timeout, _region = load_app(app_spec), timeout, region
+    _timeout, _region = timeout, region
+    try:
+        _app = load_app(app_spec)
+        if setup is not None:
+            resolve_setup(setup)(dict(env))
+    except Exception as exc:  # reported by every invocation (see _run)
+        log.exception("Lambda worker process %d failed to start", os.getpid())
+        _start_error = exc
 
 
 def _run(name: str, event: dict[str, Any]) -> tuple[int, str, dict[str, Any] | None]:
     """Run one invocation in this worker: (pid, request id, error payload or None)."""
     context = LambdaContext(name, _timeout, _region)
+    if _start_error is not None:
+        error = RuntimeError(f"worker process failed to start: {_start_error!r}")
+        return os.getpid(), context.aws_request_id, error_payload(error, context.aws_request_id)
     try:
         _app.handler_map[name](event, context)
     except Exception as exc:  # Lambda contains any handler failure; so do we.
@@ -67,16 +109,22 @@ class ProcessInvoker:
 
     Started by :meth:`start` (or the first :meth:`invoke`) with a snapshot of ``env``
     (taken then, so endpoints set after the gateway bound its port are included).
-    ``pids`` counts finished invocations per worker pid, for tests and logs.
+    ``setup``, a ``"module:function"`` spec, runs in each worker after the app's import
+    as ``function(env)`` (see the module's docstring). ``pids`` counts finished
+    invocations per worker pid, for tests and logs.
     """
 
     def __init__(self, processes: int, app_spec: str, timeout: float,
-                 region: str = "us-east-1", env: Mapping[str, str] | None = None) -> None:
+                 region: str = "us-east-1", env: Mapping[str, str] | None = None,
+                 setup: str | None = None) -> None:
+        if setup is not None:
+            _split_setup(setup)  # a malformed spec fails here, not in every worker
         self.processes = processes
         self.app_spec = app_spec
         self.timeout = timeout
         self.region = region
         self.env = env
+        self.setup = setup
         self.pids: Counter[int] = Counter()
         self._pool: Any = None
         self._lock = threading.Lock()
@@ -92,7 +140,8 @@ class ProcessInvoker:
             env = dict(os.environ if self.env is None else self.env)
             ctx = multiprocessing.get_context("spawn")
             self._pool = ctx.Pool(self.processes, initializer=_initialize,
-                                  initargs=(env, self.app_spec, self.timeout, self.region))
+                                  initargs=(env, self.app_spec, self.timeout, self.region,
+                                            self.setup))
             log.info("%d Lambda worker processes for asynchronous invocations of %s",
                      self.processes, self.app_spec)
 

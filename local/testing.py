@@ -35,9 +35,11 @@ class GatewayThread:
         port: int = 0,
         app_spec: str | None = None,
         lambda_env: Mapping[str, str] | None = None,
+        lambda_setup: str | None = None,
     ) -> None:
         self.gateway = Gateway(app, host, port, settings=settings, faults=faults,
-                               app_spec=app_spec, lambda_env=lambda_env)
+                               app_spec=app_spec, lambda_env=lambda_env,
+                               lambda_setup=lambda_setup)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="gateway-loop",
                                         daemon=True)
