@@ -7,13 +7,13 @@
   gateway's Lambda Invoke API when ``FANOUT_FUNCTION_NAME`` is set. Commands: ``seed``
   subscriptions straight into the store, ``sequential`` (Chalice's wschat way of
   sending: ``app.websocket_api.send`` in a loop), ``rss``, ``connections``.
-- :func:`app_server_processes`: the real ``app.py`` behind the local gateway with its
-  asynchronous invocations (the ``fanout`` workers) in worker processes
-  (``GatewaySettings.lambda_processes``), as separate Lambda instances would run them;
-  storage is therefore DynamoDB on moto (``local.dynamodb_server``), since memory is
-  per process. Connections are real ``$connect``s (rows written by the app); ``seed``
-  writes subscription rows straight to moto with BatchWriteItem, in the shape
-  ``chalicelib/storage.py`` writes them.
+- :func:`app_server_processes`: the same, but the gateway's asynchronous invocations
+  (the ``fanout`` workers) run in worker processes (``GatewaySettings.lambda_processes``),
+  as separate Lambda instances would run them. The one ``MemoryStorage`` stays in the
+  gateway's process (its Streamer uses it directly) and is served to the workers over
+  a unix socket (:mod:`bench.shared_storage`); each worker builds its Streamer over a
+  proxy of it in :func:`worker_setup`, the ``ProcessInvoker`` setup hook. Commands:
+  ``seed`` (as above), ``rss``, ``worker_pids``.
 - :func:`raw_server`: a plain aiohttp WebSocket server, no Lambda layer, that writes
   one frame to the first N clients on ``broadcast``: the machine's limit.
 """
@@ -26,9 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.common import RESULTS_DIR, SECRET, raise_open_files, rss_kib, serve_commands
+
+if TYPE_CHECKING:
+    from chalicelib.model import Connection as Row
+    from local.memory import MemoryStorage
 
 # Gateway settings for benchmarks: no idle/age closes during a run; a Lambda pool large
 # enough for the fan-out workers next to $connect/$default invocations.
@@ -113,6 +117,30 @@ def quiet_output(name: str) -> None:
     os.close(fd)
 
 
+class Seeder:
+    """Subscriptions of the benchmark's receivers, written straight into a MemoryStorage."""
+
+    def __init__(self, storage: MemoryStorage) -> None:
+        self.storage = storage
+        self._lock = threading.Lock()
+
+    def receivers(self, count: int) -> list[Row]:
+        """The first ``count`` benchmark receivers (user ids r0, r1, ...), in order."""
+        found = [c for c in list(self.storage.connections.values())
+                 if c.user_id.startswith(RECEIVER_PREFIX)]
+        found.sort(key=lambda c: int(c.user_id[len(RECEIVER_PREFIX):]))
+        if len(found) < count:
+            raise RuntimeError(f"only {len(found)} receivers connected, {count} asked")
+        return found[:count]
+
+    def seed(self, channel: str, count: int) -> int:
+        """Subscribe the first ``count`` receivers to ``channel`` straight in the store
+        (the same rows the subscribe action writes, without 10,000 round trips)."""
+        with self._lock:
+            return sum(self.storage.subscribe(c, channel, 1_000_000)
+                       for c in self.receivers(count))
+
+
 def app_server(conn: Connection, extra_env: dict[str, str]) -> None:
     raise_open_files()
     quiet_output("app_server")
@@ -132,22 +160,7 @@ def app_server(conn: Connection, extra_env: dict[str, str]) -> None:
     os.environ.update(env)  # boto3 clients read the dummy credentials from here
     storage = MemoryStorage(int(env.get("SUBSCRIPTION_SHARDS", "4")))
     runtime.configure(build_streamer(env, storage))
-    lock = threading.Lock()
-
-    def receivers(count: int) -> list[Any]:
-        """The first ``count`` benchmark receivers (user ids r0, r1, ...), in order."""
-        found = [c for c in list(storage.connections.values())
-                 if c.user_id.startswith(RECEIVER_PREFIX)]
-        found.sort(key=lambda c: int(c.user_id[len(RECEIVER_PREFIX):]))
-        if len(found) < count:
-            raise RuntimeError(f"only {len(found)} receivers connected, {count} asked")
-        return found[:count]
-
-    def seed(channel: str, count: int) -> int:
-        """Subscribe the first ``count`` receivers to ``channel`` straight in the store
-        (the same rows the subscribe action writes, without 10,000 round trips)."""
-        with lock:
-            return sum(storage.subscribe(c, channel, 1_000_000) for c in receivers(count))
+    seeder = Seeder(storage)
 
     def sequential(count: int, message: str) -> tuple[float, float]:
         """Chalice's wschat way: ``app.websocket_api.send`` per connection, in order."""
@@ -158,7 +171,7 @@ def app_server(conn: Connection, extra_env: dict[str, str]) -> None:
             api.session = boto3.session.Session()
             # Chalice builds https://{domain}/{stage} only; the gateway is plain http.
             api._endpoint = gateway.connections_url
-        ids = [c.connection_id for c in receivers(count)]
+        ids = [c.connection_id for c in seeder.receivers(count)]
         start = time.monotonic()
         for connection_id in ids:
             api.send(connection_id, message)
@@ -166,7 +179,7 @@ def app_server(conn: Connection, extra_env: dict[str, str]) -> None:
 
     _announce(conn, gateway, env)
     serve_commands(conn, {
-        "seed": seed,
+        "seed": seeder.seed,
         "sequential": sequential,
         "rss": lambda: rss_kib(os.getpid()),
         "connections": lambda: len(storage.connections),
@@ -181,114 +194,59 @@ def _announce(conn: Any, gateway: Any, env: dict[str, str]) -> None:
                "env": {k: v for k, v in env.items() if "SECRET" not in k}})
 
 
-def _batch_write(client: Any, table: str, items: list[dict[str, Any]],
-                 delete: bool = False) -> None:
-    """BatchWriteItem (puts, or deletes of keys) in 25s, resending unprocessed ones."""
-    for start in range(0, len(items), 25):
-        requests: list[dict[str, Any]] = [
-            {"DeleteRequest": {"Key": item}} if delete else {"PutRequest": {"Item": item}}
-            for item in items[start:start + 25]]
-        for _ in range(20):
-            answer = client.batch_write_item(RequestItems={table: requests})
-            requests = answer.get("UnprocessedItems", {}).get(table, [])
-            if not requests:
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("BatchWriteItem left items unprocessed")
 
+def worker_setup(env: dict[str, str]) -> None:
+    """The ``ProcessInvoker`` setup hook of :func:`app_server_processes`' workers: the
+    app's Streamer over the gateway process's store, reached through a proxy."""
+    from bench.shared_storage import connect
+    from chalicelib import runtime
 
-def _receiver_rows(db: Any, table: str, count: int) -> list[tuple[str, str]]:
-    """(connection id, tenant) of receivers r0, r1, ... (a Scan: benchmark setup only)."""
-    rows: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table,
-                              "ProjectionExpression": "connection_id, user_id, tenant_id"}
-    while True:
-        page = db.scan(**kwargs)
-        rows.extend(page.get("Items", []))
-        if not page.get("LastEvaluatedKey"):
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    found = [(int(r["user_id"]["S"][len(RECEIVER_PREFIX):]), r["connection_id"]["S"],
-              r["tenant_id"]["S"]) for r in rows if r["user_id"]["S"].startswith(RECEIVER_PREFIX)]
-    found.sort()
-    if len(found) < count:
-        raise RuntimeError(f"only {len(found)} receivers connected, {count} asked")
-    return [(cid, tenant) for _, cid, tenant in found[:count]]
+    runtime.configure(build_streamer(env, connect(env)))
 
 
 def app_server_processes(conn: Connection, extra_env: dict[str, str], processes: int) -> None:
-    """``app.py`` behind the gateway, ``fanout`` workers in ``processes`` processes, on moto."""
+    """``app.py`` behind the gateway, ``fanout`` workers in ``processes`` processes, the
+    gateway process's in-memory storage shared with them (see the module docstring)."""
     raise_open_files()
     quiet_output("app_server_processes")
-    import boto3
     from chalice.app import Chalice
 
+    from bench.shared_storage import serve
     from chalicelib import runtime
-    from chalicelib.model import channel_key, shard_of
-    from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS, create_tables
-    from local.dynamodb_server import DynamoDBServer
+    from local.memory import MemoryStorage
     from local.settings import GatewaySettings
-    from local.stack import app_environment, load_app
+    from local.stack import load_app
     from local.testing import GatewayThread
 
-    dynamodb = DynamoDBServer()
-    endpoint = dynamodb.start()
-    prefix = "bench_"
-    db: Any = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
-                           aws_access_key_id="local", aws_secret_access_key="local")
-    create_tables(db, prefix)
     app: Chalice = load_app("app:app")
-    lambda_env: dict[str, str] = {}  # complete before the workers start and copy it
-    gateway = GatewayThread(app, settings=GatewaySettings(
+    lambda_env: dict[str, str] = {}  # complete before the workers start, which copy it
+    settings = GatewaySettings(
         max_concurrency=GATEWAY_MAX_CONCURRENCY, idle_timeout=3600.0, lambda_timeout=120.0,
         lambda_processes=processes,
-    ), app_spec="app:app", lambda_env=lambda_env).start()
-    env = app_environment(dynamodb_endpoint_url=endpoint, table_prefix=prefix,
-                          ws_endpoint_url=gateway.connections_url, secret=SECRET,
-                          stream_arns={})
-    env["LAMBDA_ENDPOINT_URL"] = gateway.http_url
-    env.update(extra_env)
+    )
+    gateway = GatewayThread(app, settings=settings, app_spec="app:app", lambda_env=lambda_env,
+                            lambda_setup="bench.servers:worker_setup").start()
+    env = bench_env(gateway.connections_url, gateway.http_url, extra_env)
+    storage = MemoryStorage(int(env.get("SUBSCRIPTION_SHARDS", "4")))
+    env.update(serve(storage))  # where the workers find it (its key is never announced)
     lambda_env.update(env)
-    os.environ.update(env)
-    shards = int(env.get("SUBSCRIPTION_SHARDS", "4"))
-    runtime.configure(runtime.build(env))
+    os.environ.update(env)  # boto3 clients read the dummy credentials from here
+    runtime.configure(build_streamer(env, storage))
     gateway.run(gateway.gateway.start_lambda_processes(), timeout=120)
-    connections_table = CONNECTIONS.physical_name(prefix)
-    subscriptions_table = SUBSCRIPTIONS.physical_name(prefix)
-
-    def seed(channel: str, count: int) -> int:
-        """Subscription rows for the first ``count`` receivers, as storage.subscribe writes."""
-        expires = str(int(time.time()) + 24 * 3600)
-        items = [{"channel_key": {"S": channel_key(tenant, channel, shard_of(cid, shards))},
-                  "connection_id": {"S": cid}, "tenant_id": {"S": tenant},
-                  "channel": {"S": channel}, "expires_at": {"N": expires}}
-                 for cid, tenant in _receiver_rows(db, connections_table, count)]
-        _batch_write(db, subscriptions_table, items)
-        return len(items)
-
-    def unseed(channel: str, count: int) -> int:
-        """Delete what ``seed`` wrote: moto's Query walks the whole table, so each size
-        is measured with only its own rows in it."""
-        keys = [{"channel_key": {"S": channel_key(tenant, channel, shard_of(cid, shards))},
-                 "connection_id": {"S": cid}}
-                for cid, tenant in _receiver_rows(db, connections_table, count)]
-        _batch_write(db, subscriptions_table, keys, delete=True)
-        return len(keys)
+    seeder = Seeder(storage)
 
     _announce(conn, gateway, env)
     serve_commands(conn, {
-        "seed": seed,
-        "unseed": unseed,
+        "seed": seeder.seed,
         "rss": lambda: rss_kib(os.getpid()),
+        "connections": lambda: len(storage.connections),
         "worker_pids": lambda: dict(gateway.gateway.processes.pids
                                     if gateway.gateway.processes else {}),
     })
-    # The workers and moto are child processes: stop them (bounded); skip the gateway's
-    # graceful stop, which would run 10,000 $disconnects through moto for nothing.
+    # The workers are child processes: stop them (bounded). No graceful gateway stop:
+    # it would run 10,000 $disconnects for nothing.
     if gateway.gateway.processes is not None:
         gateway.gateway.processes.shutdown()
-    dynamodb.stop()
     os._exit(0)
 
 
