@@ -12,7 +12,8 @@
 - **sequential**: the same gateway and clients; the server process loops
   ``app.websocket_api.send(connection_id, message)`` (boto3 ``post_to_connection``
   against the gateway's ``@connections``), as Chalice's wschat tutorial sends.
-- **raw**: a plain aiohttp WebSocket server (its own process, no Lambda layer) writing
+- **raw**: a plain aiohttp WebSocket server (its own process, no Lambda layer; on
+  uvloop when it is installed, as the gateway may be: both loops are reported) writing
   the same frame to the same number of clients: this machine's limit.
 
 Clients live in this process (websockets' asyncio client). Subscriptions are seeded
@@ -138,9 +139,11 @@ async def _audience(base: str, count: int, label: str,
 
 
 async def _streamer_and_sequential(sizes: Sequence[int], reps: dict[int, tuple[int, int]],
-                                   env: dict[str, str], log: list[str]) -> list[Sample]:
+                                   env: dict[str, str], log: list[str],
+                                   loops: dict[str, str]) -> list[Sample]:
     samples: list[Sample] = []
     with ServerProcess(app_server, env) as server:
+        loops["gateway"] = server.ready.get("loop", "?")
         audience = _audience(server.ready["url"], max(sizes), "gateway with worker threads",
                              log)
         async with audience as (round_, publisher):
@@ -208,16 +211,17 @@ async def _streamer_processes(sizes: Sequence[int], reps: dict[int, tuple[int, i
 
 
 async def _raw(sizes: Sequence[int], reps: dict[int, tuple[int, int]],
-               log: list[str]) -> list[Sample]:
+               log: list[str], loops: dict[str, str]) -> list[Sample]:
     samples: list[Sample] = []
     with ServerProcess(raw_server) as server:
         base = server.ready["url"]
+        loops["raw server"] = server.ready.get("loop", "?")
         crowd, round_ = Crowd(), Round()
         crowd.handler = round_.on_frame
         started = time.monotonic()
         await crowd.open([f"{base}/?i={i}" for i in range(max(sizes))])
-        log.append(f"raw server: {len(crowd)} clients connected in "
-                   f"{time.monotonic() - started:.1f} s")
+        log.append(f"raw server (on {loops['raw server']}): {len(crowd)} clients connected "
+                   f"in {time.monotonic() - started:.1f} s")
         await _deliver(RAW, min(100, max(sizes)), round_, server, None)  # warm-up
         for n in sizes:
             for _ in range(reps[n][0]):
@@ -260,12 +264,13 @@ def measure(sizes: Sequence[int], *, reps: int = 3, big_reps: int = 1, big_from:
     env = app_settings(shards=shards, concurrency=concurrency, sender=sender,
                        per_worker=per_worker)
     log: list[str] = []
+    loops: dict[str, str] = {}
 
     async def run() -> list[Sample]:
-        samples = await _streamer_and_sequential(sizes, per_size, env, log)
+        samples = await _streamer_and_sequential(sizes, per_size, env, log, loops)
         if processes:
             samples += await _streamer_processes(sizes, per_size, env, processes, log)
-        return [*samples, *await _raw(sizes, per_size, log)]
+        return [*samples, *await _raw(sizes, per_size, log, loops)]
 
     samples = asyncio.run(run())
     results: dict[str, Any] = {}
@@ -284,7 +289,7 @@ def measure(sizes: Sequence[int], *, reps: int = 3, big_reps: int = 1, big_from:
         row["processes_times_raw"] = in_processes / row[RAW]["median_s"]
         results[str(n)] = row
     return {"sizes": list(sizes), "settings": env, "sender": sender, "log": log,
-            "processes": processes,
+            "processes": processes, "loops": loops,
             "results": results,
             "goals": {"n": GOAL_N, "min_speedup_vs_sequential": GOAL_VS_SEQUENTIAL,
                       "max_times_raw": GOAL_VS_RAW}}
@@ -324,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                      concurrency=args.concurrency, per_worker=args.per_worker,
                      sender=args.sender, processes=args.processes)
     print("\n".join(report["log"]))
-    print(f"fan-out, median seconds to the last client (sender={report['sender']}; "
+    loops = ", ".join(f"{k} on {v}" for k, v in report["loops"].items())
+    print(f"fan-out, median seconds to the last client (sender={report['sender']}; {loops}; "
           "Streamer's fanout workers in processes, or in threads of the gateway's process):")
     print(table(report))
     if args.json:

@@ -209,11 +209,14 @@ def _fanout(fanout: dict[str, Any] | None, img: str | None) -> list[str]:
                    for d in fanout["results"][str(n)].get(v, {}).get("delivered", [n]))
     coverage = ("every run delivered to all N clients" if complete else
                 "**some runs did not reach every client: see build/bench/fanout.json**")
+    loops = fanout.get("loops", {})
+    loop_text = ("Event loops: " + ", ".join(f"{k} on {v}" for k, v in loops.items()) + ". "
+                 if loops else "")
     out += [
         f"Medians of the runs shown ({coverage}); runs per size in the order of the "
         f"columns. Streamer's settings, chosen to show it at its best: {shown}, the "
         f"gateway's Lambda pool at 64, {fanout.get('processes', '?')} worker processes in "
-        f"the worker-process variant. "
+        f"the worker-process variant. {loop_text}"
         + " ".join(f"{line}." for line in fanout.get("log", [])),
         "",
     ]
@@ -344,7 +347,9 @@ METHOD = """## Method and caveats
 - The sequential baseline is `app.websocket_api.send` in a loop in the same server
   process (Chalice's own boto3 client; its endpoint is set to the gateway's http
   `@connections` URL because Chalice builds `https://` ones only). The raw baseline is a
-  plain aiohttp WebSocket server in its own process writing the same frame bytes.
+  plain aiohttp WebSocket server in its own process writing the same frame bytes, on
+  uvloop when it is installed; the fan-out section names the loop of each server, so
+  the comparison with the gateway is loop for loop.
 - Delivery time is the last client's arrival minus the moment the trigger left the
   benchmark process (a `publish` frame for Streamer, a pipe command for the baselines),
   both by `time.monotonic()`, which Linux shares across processes.

@@ -15,7 +15,8 @@
   proxy of it in :func:`worker_setup`, the ``ProcessInvoker`` setup hook. Commands:
   ``seed`` (as above), ``rss``, ``worker_pids``.
 - :func:`raw_server`: a plain aiohttp WebSocket server, no Lambda layer, that writes
-  one frame to the first N clients on ``broadcast``: the machine's limit.
+  one frame to the first N clients on ``broadcast``: the machine's limit. On uvloop
+  when it is installed (the loop is in its ready message).
 """
 
 from __future__ import annotations
@@ -191,8 +192,13 @@ def app_server(conn: Connection, extra_env: dict[str, str]) -> None:
 def _announce(conn: Any, gateway: Any, env: dict[str, str]) -> None:
     """Tell the benchmark process where the gateway listens (never the secret)."""
     conn.send({"url": gateway.url, "http_url": gateway.http_url, "pid": os.getpid(),
+               "loop": _loop_name(gateway.loop),
                "env": {k: v for k, v in env.items() if "SECRET" not in k}})
 
+
+def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop`` or ``asyncio``: the event loop a server runs on."""
+    return type(loop).__module__.split(".")[0]
 
 
 def worker_setup(env: dict[str, str]) -> None:
@@ -251,12 +257,19 @@ def app_server_processes(conn: Connection, extra_env: dict[str, str], processes:
 
 
 def raw_server(conn: Connection) -> None:
+    """The raw broadcast server, on uvloop when it is installed (as a fast asyncio
+    server would be deployed), else on asyncio's own loop."""
     raise_open_files()
-    asyncio.run(_raw_main(conn))
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_raw_main(conn, "asyncio"))
+    else:
+        uvloop.run(_raw_main(conn, "uvloop"))
     os._exit(0)
 
 
-async def _raw_main(conn: Connection) -> None:
+async def _raw_main(conn: Connection, loop_name: str) -> None:
     from aiohttp import web
 
     sockets: dict[int, web.WebSocketResponse] = {}
@@ -280,7 +293,7 @@ async def _raw_main(conn: Connection) -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
     await site.start()
     port = int(runner.addresses[0][1])
-    conn.send({"url": f"ws://127.0.0.1:{port}", "pid": os.getpid()})
+    conn.send({"url": f"ws://127.0.0.1:{port}", "pid": os.getpid(), "loop": loop_name})
     loop = asyncio.get_running_loop()
     while True:
         command, args = await loop.run_in_executor(None, conn.recv)
