@@ -25,6 +25,7 @@ import jwt
 
 from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings
+from local import eventloop
 from local.settings import (
     Faults,
     GatewaySettings,
@@ -254,7 +255,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         parser.error(str(exc))
     _check_file_limit()
     try:
-        asyncio.run(serve(options))
+        eventloop.run(serve(options))
     except ConfigError as exc:  # raised by LocalStack.start before anything started
         return _config_error(exc)
     return 0

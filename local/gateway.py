@@ -1,6 +1,7 @@
 """A local stand-in for an API Gateway WebSocket API in front of a Chalice app.
 
-One aiohttp server on one loopback port serves three things:
+One loopback port serves three things (aiohttp, except the ``@connections`` calls of
+sockets that begin with one, which local/connections_api.py serves for speed):
 
 - ``ws://HOST:PORT/`` (or ``/{stage}``): WebSocket clients. The handshake waits for the
   app's ``$connect`` handler and is refused with its status code if that is not 2xx;
@@ -34,6 +35,7 @@ import contextlib
 import json
 import logging
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +43,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from local import events
+from local.connections_api import ConnectionsProtocol, FrontDoor, Reply
 from local.events import ApiIdentity, ClientInfo
 from local.framing import MESSAGE_TOO_BIG, FrameGuard, install_guard
 from local.lambda_processes import ProcessInvoker
@@ -84,9 +87,14 @@ class Connection:
 
 def _error(status: int, error_type: str, message: str) -> web.Response:
     """An error as AWS's rest-json services send it, so botocore raises the modelled class."""
-    return web.json_response(
-        {"message": message}, status=status, headers={"x-amzn-errortype": error_type}
-    )
+    reply = Reply.error(status, error_type, message)
+    return web.Response(status=status, body=reply.body, headers=dict(reply.headers))
+
+
+_OK = Reply(200)
+# Request bodies the HTTP side reads at most (a @connections POST over the API's own
+# limit is read and answered 413 with its size, as API Gateway does).
+_MAX_BODY = 16 * 1024 * 1024
 
 
 class Gateway:
@@ -123,6 +131,8 @@ class Gateway:
         self._connections: dict[str, Connection] = {}
         self._served: set[Connection] = set()  # open or still running $disconnect
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._management_sockets: weakref.WeakSet[ConnectionsProtocol] = weakref.WeakSet()
         self._sweeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -151,14 +161,13 @@ class Gateway:
         return list(self._connections)
 
     async def start(self) -> None:
-        web_app = web.Application(client_max_size=16 * 1024 * 1024)
+        web_app = web.Application(client_max_size=_MAX_BODY)
         stage = self.settings.stage
         # The @connections route first: aiohttp tries resources in order, and a fan-out
         # is thousands of POSTs for each handshake.
         connections = "/{stage}/@connections/{connection_id}"
-        web_app.router.add_post(connections, self._post_to_connection)
-        web_app.router.add_get(connections, self._get_connection)
-        web_app.router.add_delete(connections, self._delete_connection)
+        for method in ("POST", "GET", "DELETE"):
+            web_app.router.add_route(method, connections, self._connections_route)
         web_app.router.add_get("/", self._websocket)
         web_app.router.add_get(f"/{stage}", self._websocket)
         web_app.router.add_post(
@@ -166,10 +175,22 @@ class Gateway:
         )
         self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096)
-        await site.start()
-        sockets = self._runner.addresses
-        self.port = int(sockets[0][1])
+        aiohttp_protocol = self._runner.server
+        assert aiohttp_protocol is not None
+        max_body = max(self.settings.max_post_bytes, _MAX_BODY)
+
+        def connections_protocol() -> ConnectionsProtocol:
+            protocol = ConnectionsProtocol(self._management, max_body)
+            self._management_sockets.add(protocol)
+            return protocol
+
+        def front_door() -> FrontDoor:
+            return FrontDoor(connections_protocol, aiohttp_protocol)
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(front_door, self.host, self.port,
+                                                backlog=4096, reuse_address=True)
+        self.port = int(self._server.sockets[0].getsockname()[1])
         self._sweeper = asyncio.create_task(self._sweep())
         log.info("gateway listening on %s", self.url)
 
@@ -185,6 +206,11 @@ class Gateway:
             await asyncio.sleep(0.02)
         if self._background:
             await asyncio.wait(self._background, timeout=self.settings.lambda_timeout)
+        if self._server is not None:
+            self._server.close()
+            for protocol in list(self._management_sockets):
+                protocol.close()
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -386,35 +412,54 @@ class Gateway:
 
     # -- @connections API ----------------------------------------------------------
 
-    def _target(self, request: web.Request) -> Connection | web.Response:
+    async def _management(self, method: str, stage: str, connection_id: str,
+                          body: bytes) -> Reply:
+        """One @connections call, whichever server read it (local.connections_api)."""
+        if method == "POST":
+            return await self._post_to_connection(stage, connection_id, body)
+        if method not in ("GET", "DELETE"):
+            return Reply.error(405, "MethodNotAllowedException", f"{method} not allowed")
+        target = self._target(stage, connection_id)
+        if isinstance(target, Reply):
+            return target
+        if method == "DELETE":
+            self._close(target, *DELETED)
+            return Reply(204)
+        return Reply.json({
+            "connectedAt": events.iso8601(target.client.connected_at),
+            "identity": {"sourceIp": target.client.source_ip,
+                         "userAgent": target.client.user_agent},
+            "lastActiveAt": events.iso8601(target.last_active_ms),
+        })
+
+    def _target(self, stage: str, connection_id: str) -> Connection | Reply:
         """The live connection a management call names, or the error AWS would answer."""
-        if request.match_info["stage"] != self.settings.stage:
-            return _error(403, "ForbiddenException", "Forbidden")
-        connection_id = request.match_info["connection_id"]
+        if stage != self.settings.stage:
+            return Reply.error(403, "ForbiddenException", "Forbidden")
         connection = self._connections.get(connection_id)
         if connection is None or connection.ws.closed:
-            return _error(410, "GoneException", f"Connection {connection_id} is gone")
+            return Reply.error(410, "GoneException", f"Connection {connection_id} is gone")
         gone = self.faults.gone_connections
         if gone and connection_id in gone:
-            return _error(410, "GoneException", f"Connection {connection_id} is gone (fault)")
+            return Reply.error(410, "GoneException", f"Connection {connection_id} is gone (fault)")
         return connection
 
-    async def _post_to_connection(self, request: web.Request) -> web.Response:
+    async def _post_to_connection(self, stage: str, connection_id: str, body: bytes) -> Reply:
         # The fan-out hot path: one call per delivery. Fault switches are read as plain
         # attributes first (draw() only when one is set), the connection is looked up
-        # once, and nothing is logged or allocated beyond the response.
-        body = await request.read()
+        # once, and nothing is logged or allocated beyond the reply.
         faults = self.faults
         if faults.throttle_fraction and faults.draw(faults.throttle_fraction):
-            return _error(429, "LimitExceededException", "Rate exceeded (fault)")
+            return Reply.error(429, "LimitExceededException", "Rate exceeded (fault)")
         if len(body) > self.settings.max_post_bytes:
-            return _error(413, "PayloadTooLargeException",
-                          f"Payload of {len(body)} bytes exceeds {self.settings.max_post_bytes}")
-        target = self._target(request)
-        if isinstance(target, web.Response):
+            return Reply.error(413, "PayloadTooLargeException",
+                               f"Payload of {len(body)} bytes exceeds "
+                               f"{self.settings.max_post_bytes}")
+        target = self._target(stage, connection_id)
+        if isinstance(target, Reply):
             return target
         if faults.gone_fraction and faults.draw(faults.gone_fraction):
-            return _error(410, "GoneException", f"Connection {target.id} is gone (fault)")
+            return Reply.error(410, "GoneException", f"Connection {target.id} is gone (fault)")
         ws = target.ws
         try:
             try:
@@ -422,26 +467,17 @@ class Gateway:
             except UnicodeDecodeError:
                 await ws.send_bytes(body)
         except (ConnectionError, RuntimeError):
-            return _error(410, "GoneException", f"Connection {target.id} is gone")
-        return web.Response(status=200)
+            return Reply.error(410, "GoneException", f"Connection {target.id} is gone")
+        return _OK
 
-    async def _get_connection(self, request: web.Request) -> web.Response:
-        target = self._target(request)
-        if isinstance(target, web.Response):
-            return target
-        return web.json_response({
-            "connectedAt": events.iso8601(target.client.connected_at),
-            "identity": {"sourceIp": target.client.source_ip,
-                         "userAgent": target.client.user_agent},
-            "lastActiveAt": events.iso8601(target.last_active_ms),
-        })
-
-    async def _delete_connection(self, request: web.Request) -> web.Response:
-        target = self._target(request)
-        if isinstance(target, web.Response):
-            return target
-        self._close(target, *DELETED)
-        return web.Response(status=204)
+    async def _connections_route(self, request: web.Request) -> web.Response:
+        """The aiohttp route for @connections calls on a socket that began with another
+        request (the fast path, local.connections_api, takes the others)."""
+        reply = await self._management(request.method, request.match_info["stage"],
+                                       request.match_info["connection_id"],
+                                       await request.read())
+        return web.Response(status=reply.status, body=reply.body or None,
+                            headers=dict(reply.headers))
 
     # -- Lambda Invoke API ---------------------------------------------------------
 

@@ -16,6 +16,7 @@ from collections.abc import Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
+from local import eventloop
 from local.gateway import Gateway
 from local.settings import Faults, GatewaySettings
 
@@ -40,7 +41,7 @@ class GatewayThread:
         self.gateway = Gateway(app, host, port, settings=settings, faults=faults,
                                app_spec=app_spec, lambda_env=lambda_env,
                                lambda_setup=lambda_setup)
-        self.loop = asyncio.new_event_loop()
+        self.loop = eventloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="gateway-loop",
                                         daemon=True)
 
