@@ -251,7 +251,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         options = options_from_args(args, env)
-    except SettingsError as exc:
+        eventloop.loop_kind()
+    except (SettingsError, ValueError) as exc:
         parser.error(str(exc))
     _check_file_limit()
     try:
