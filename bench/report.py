@@ -336,14 +336,16 @@ METHOD = """## Method and caveats
   gateway's process, on its GIL; on AWS the workers read DynamoDB instead.
 - "Streamer, worker threads" runs the same workers in threads of the gateway's
   process, as the local stack does by default: the gateway, the app and its fan-out
-  workers share one GIL. What bounds it: the gateway's `@connections` handling (about
-  155 us of aiohttp per POST when measured), the app's fan-out threads and their
-  sender all run in the one server process, so a delivery costs that process about
-  0.3 ms of one GIL (10,000 in about 3 s) while the raw server writes a frame in about
-  0.03 ms. Settings barely move it: a sweep at N = 5,000 of `FANOUT_CONCURRENCY` 4
-  and 16 by `FANOUT_SHARDS_PER_WORKER` 1, 4 and 16 stayed within noise. The
-  sequential loop pays boto3's ~1.1 ms per post on top, hence a ratio near 5x that
-  moves with the machine's noise from run to run.
+  workers share one GIL. What bounds it: every delivery is a signed HTTP POST the
+  gateway parses before it writes the frame, which the raw broadcast does not do. The
+  sender costs about 70 us of CPU (bench/sender_cpu.py) and the gateway's
+  `@connections` fast path about 50 us (measured as its server CPU per POST, see
+  local/connections_api.py; aiohttp's web layer took 166 us). In one process those
+  run in series, about 120 us of one GIL per delivery, so 10,000 deliveries cannot
+  take much under 1.2 s there, while the raw server writes a frame in about 0.03 ms.
+  In the worker-process variant the same work runs on the two cores side by side.
+  Settings barely move it: a sweep of `FANOUT_CONCURRENCY` (4, 8, 16) stayed within
+  noise in both variants.
 - The sequential baseline is `app.websocket_api.send` in a loop in the same server
   process (Chalice's own boto3 client; its endpoint is set to the gateway's http
   `@connections` URL because Chalice builds `https://` ones only). The raw baseline is a
