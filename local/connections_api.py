@@ -90,6 +90,7 @@ def _reason(status: int) -> str:
 
 # The replies of the hot path, framed once.
 _OK_KEEP_ALIVE = _head(Reply(200), True)
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @dataclass
@@ -99,6 +100,7 @@ class _Request:
     body: bytearray = field(default_factory=bytearray)
     keep_alive: bool = True
     too_large: bool = False
+    expects_continue: bool = False
 
 
 class ConnectionsProtocol(asyncio.Protocol):
@@ -150,6 +152,18 @@ class ConnectionsProtocol(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._current.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"expect" and value.strip().lower() == b"100-continue":
+            self._current.expects_continue = True
+
+    def on_headers_complete(self) -> None:
+        # curl sends "Expect: 100-continue" with bodies over 1 KB and waits a second for
+        # the interim answer. It is written only when no earlier reply is still owed on
+        # this socket (it must not overtake one); a pipelining client does not wait.
+        if (self._current.expects_continue and self._transport is not None
+                and self._worker is None and not self._queue):
+            self._transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
         request = self._current

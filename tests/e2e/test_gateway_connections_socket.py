@@ -154,3 +154,18 @@ def test_delete_and_get_on_the_fast_path(gateway: GatewayThread, recorder: Recor
         with pytest.raises(ConnectionClosedOK):
             ws.recv(timeout=5)
     assert recorder.wait_for("$disconnect")
+
+
+def test_expect_100_continue_is_answered_before_the_body(gateway: GatewayThread,
+                                                        recorder: Recorder) -> None:
+    """curl's way for bodies over 1 KB: headers, wait for 100 Continue, then the body."""
+    with connect(gateway.url, open_timeout=5) as ws:
+        body = b"b" * 2048
+        request = _post(connection_id_of(recorder), body, extra="Expect: 100-continue\r\n")
+        with socket.create_connection(("127.0.0.1", _port(gateway))) as sock:
+            sock.sendall(request[:-len(body)])
+            sock.settimeout(5)
+            assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(body)
+            assert _read_replies(sock, 1)[0][0] == 200
+        assert ws.recv(timeout=5) == body.decode()
