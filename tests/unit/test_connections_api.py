@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from local.connections_api import ConnectionsProtocol, FrontDoor, Reply
+from local.connections_api import ConnectionsProtocol, FrontDoor, Handler, Reply
 
 
 class Transport(asyncio.Transport):
@@ -58,6 +58,21 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+def exchange(handler: Handler, data: bytes, max_body: int, wait: float = 0.0) -> Transport:
+    """Feed ``data`` to a ConnectionsProtocol over ``handler``; the transport afterwards."""
+
+    async def scenario() -> Transport:
+        transport = Transport()
+        protocol = ConnectionsProtocol(handler, max_body=max_body)
+        protocol.connection_made(transport)
+        protocol.data_received(data)
+        await asyncio.sleep(wait)
+        await settle()
+        return transport
+
+    return asyncio.run(scenario())
+
+
 def test_replies_keep_request_order_when_handlers_finish_out_of_order() -> None:
     seen: list[tuple[str, str, str, bytes]] = []
 
@@ -68,16 +83,8 @@ def test_replies_keep_request_order_when_handlers_finish_out_of_order() -> None:
             return Reply.error(410, "GoneException", "gone")
         return Reply(200)
 
-    async def scenario() -> Transport:
-        transport = Transport()
-        protocol = ConnectionsProtocol(handler, max_body=1024)
-        protocol.connection_made(transport)
-        protocol.data_received(post("slow", b"a") + post("fast", b"b")
-                               + post("id%3D", b"c"))
-        await asyncio.sleep(0.1)
-        return transport
-
-    transport = asyncio.run(scenario())
+    transport = exchange(handler, post("slow", b"a") + post("fast", b"b")
+                         + post("id%3D", b"c"), max_body=1024, wait=0.1)
     assert statuses(transport.written) == [410, 200, 200]
     assert seen == [("POST", "dev", "slow", b"a"), ("POST", "dev", "fast", b"b"),
                     ("POST", "dev", "id=", b"c")]  # percent-decoded id
@@ -91,15 +98,7 @@ def test_body_over_the_limit_is_413_and_closes_without_calling_the_handler() -> 
         calls.append(connection_id)
         return Reply(200)
 
-    async def scenario() -> Transport:
-        transport = Transport()
-        protocol = ConnectionsProtocol(handler, max_body=8)
-        protocol.connection_made(transport)
-        protocol.data_received(post("big", b"123456789") + post("next", b"x"))
-        await settle()
-        return transport
-
-    transport = asyncio.run(scenario())
+    transport = exchange(handler, post("big", b"123456789") + post("next", b"x"), max_body=8)
     assert statuses(transport.written) == [413]
     assert b"Connection: close" in transport.written
     assert transport.closed
@@ -112,15 +111,7 @@ def test_a_raising_handler_answers_500_and_the_socket_goes_on() -> None:
             raise RuntimeError("boom")
         return Reply.json({"ok": True})
 
-    async def scenario() -> Transport:
-        transport = Transport()
-        protocol = ConnectionsProtocol(handler, max_body=64)
-        protocol.connection_made(transport)
-        protocol.data_received(post("boom", b"") + post("fine", b""))
-        await settle()
-        return transport
-
-    transport = asyncio.run(scenario())
+    transport = exchange(handler, post("boom", b"") + post("fine", b""), max_body=64)
     assert statuses(transport.written) == [500, 200]
     assert json.loads(transport.written.rsplit(b"\r\n\r\n", 1)[1]) == {"ok": True}
     assert not transport.closed
