@@ -129,7 +129,11 @@ class ConnectionsProtocol(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._queue.append(_Request(method="UPGRADE", keep_alive=False))
+            # Raised after the request (queued as UPGRADE by on_message_complete, if it
+            # got that far): the rest of the stream is not HTTP, so nothing more is read.
+            if not self._queue or self._queue[-1].method != "UPGRADE":
+                self._queue.append(_Request(method="UPGRADE", keep_alive=False))
+            self._closing = True
         except httptools.HttpParserError as exc:
             log.debug("bad @connections request: %s", exc)
             self._queue.append(_Request(method="", keep_alive=False))
@@ -176,6 +180,8 @@ class ConnectionsProtocol(asyncio.Protocol):
         request, self._current = self._current, _Request()
         request.method = self._parser.get_method().decode("latin-1")
         request.keep_alive = self._parser.should_keep_alive()
+        if self._parser.should_upgrade():
+            request.method, request.keep_alive = "UPGRADE", False
         self._queue.append(request)
 
     # -- answering ---------------------------------------------------------------------

@@ -117,6 +117,22 @@ def test_a_raising_handler_answers_500_and_the_socket_goes_on() -> None:
     assert not transport.closed
 
 
+def test_an_upgrade_request_is_400_once_and_closes() -> None:
+    calls: list[str] = []
+
+    async def handler(method: str, stage: str, connection_id: str, body: bytes) -> Reply:
+        calls.append(connection_id)
+        return Reply(200)
+
+    upgrade = (b"GET /dev/@connections/abc HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+               b"Upgrade: websocket\r\n\r\n\x81\x05hello")
+    transport = exchange(handler, upgrade, max_body=64)
+    assert statuses(transport.written) == [400]
+    assert b"does not upgrade" in transport.written
+    assert transport.closed
+    assert calls == []
+
+
 def test_reading_pauses_while_too_many_requests_wait() -> None:
     release = asyncio.Event
 
