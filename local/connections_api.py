@@ -72,12 +72,15 @@ class Reply:
 Handler = Callable[[str, str, str, bytes], Awaitable[Reply]]
 
 
-def _head(reply: Reply, keep_alive: bool) -> bytes:
-    lines = [f"HTTP/1.1 {reply.status} {_reason(reply.status)}",
-             f"Content-Length: {len(reply.body)}"]
+def _head(reply: Reply, keep_alive: bool, http10: bool = False) -> bytes:
+    lines = [f"HTTP/1.1 {reply.status} {_reason(reply.status)}"]
+    if reply.status != 204:  # a 204 has no body and must not say Content-Length
+        lines.append(f"Content-Length: {len(reply.body)}")
     lines += [f"{name}: {value}" for name, value in reply.headers]
     if not keep_alive:
         lines.append("Connection: close")
+    elif http10:  # HTTP/1.0 closes unless told otherwise
+        lines.append("Connection: keep-alive")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
@@ -99,8 +102,10 @@ class _Request:
     url: bytearray = field(default_factory=bytearray)
     body: bytearray = field(default_factory=bytearray)
     keep_alive: bool = True
+    http10: bool = False
     too_large: bool = False
     expects_continue: bool = False
+    websocket_upgrade: bool = False
 
 
 class ConnectionsProtocol(asyncio.Protocol):
@@ -116,6 +121,7 @@ class ConnectionsProtocol(asyncio.Protocol):
         self._worker: asyncio.Task[None] | None = None
         self._paused = False
         self._closing = False
+        self._eof = False
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -129,9 +135,11 @@ class ConnectionsProtocol(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            # Raised after the request (queued as UPGRADE by on_message_complete, if it
-            # got that far): the rest of the stream is not HTTP, so nothing more is read.
-            if not self._queue or self._queue[-1].method != "UPGRADE":
+            # Raised once a request asked to switch protocols; on_message_complete has
+            # queued it if it was whole (a WebSocket upgrade as UPGRADE, anything else,
+            # such as curl's h2c, to be served as plain HTTP/1.1). Either way the socket
+            # closes after its answer: the client may already be talking the new protocol.
+            if not self._queue or self._queue[-1].keep_alive:
                 self._queue.append(_Request(method="UPGRADE", keep_alive=False))
             self._closing = True
         except httptools.HttpParserError as exc:
@@ -140,11 +148,18 @@ class ConnectionsProtocol(asyncio.Protocol):
             self._closing = True
         self._kick()
 
+    def eof_received(self) -> bool | None:
+        # The client half-closed: what it sent is still answered, then the socket closes.
+        self._eof = True
+        if self._worker is None and self._transport is not None:
+            self._transport.close()
+        return True
+
     def connection_lost(self, exc: Exception | None) -> None:
+        # A request already being handled finishes (a POST is delivered, as API Gateway
+        # delivers one it has read); the ones queued behind it are dropped.
         self._transport = None
         self._queue.clear()
-        if self._worker is not None:
-            self._worker.cancel()
 
     def close(self) -> None:
         """Close the socket (the gateway is stopping); a reply under way is dropped."""
@@ -158,15 +173,19 @@ class ConnectionsProtocol(asyncio.Protocol):
         self._current.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"expect" and value.strip().lower() == b"100-continue":
+        name = name.lower()
+        if name == b"expect" and value.strip().lower() == b"100-continue":
             self._current.expects_continue = True
+        elif name == b"upgrade" and b"websocket" in value.lower():
+            self._current.websocket_upgrade = True
 
     def on_headers_complete(self) -> None:
         # curl sends "Expect: 100-continue" with bodies over 1 KB and waits a second for
         # the interim answer. It is written only when no earlier reply is still owed on
         # this socket (it must not overtake one); a pipelining client does not wait.
         if (self._current.expects_continue and self._transport is not None
-                and self._worker is None and not self._queue):
+                and self._worker is None and not self._queue
+                and self._parser.get_http_version() != "1.0"):
             self._transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
@@ -180,8 +199,11 @@ class ConnectionsProtocol(asyncio.Protocol):
         request, self._current = self._current, _Request()
         request.method = self._parser.get_method().decode("latin-1")
         request.keep_alive = self._parser.should_keep_alive()
+        request.http10 = self._parser.get_http_version() == "1.0"
         if self._parser.should_upgrade():
-            request.method, request.keep_alive = "UPGRADE", False
+            request.keep_alive = False
+            if request.websocket_upgrade:
+                request.method = "UPGRADE"
         self._queue.append(request)
 
     # -- answering ---------------------------------------------------------------------
@@ -204,10 +226,12 @@ class ConnectionsProtocol(asyncio.Protocol):
                 transport = self._transport
                 if transport is None:
                     return
-                if reply.status == 200 and not reply.body and request.keep_alive:
+                if (reply.status == 200 and not reply.body and request.keep_alive
+                        and not request.http10):
                     transport.write(_OK_KEEP_ALIVE)
                 else:
-                    transport.write(_head(reply, request.keep_alive) + reply.body)
+                    transport.write(_head(reply, request.keep_alive, request.http10)
+                                    + reply.body)
                 if not request.keep_alive:
                     self._closing = True
                     self._queue.clear()
@@ -218,6 +242,8 @@ class ConnectionsProtocol(asyncio.Protocol):
                     transport.resume_reading()
         finally:
             self._worker = None
+            if self._eof and not self._queue and self._transport is not None:
+                self._transport.close()
 
     async def _reply(self, request: _Request) -> Reply:
         if not request.method:
@@ -225,7 +251,7 @@ class ConnectionsProtocol(asyncio.Protocol):
         if request.method == "UPGRADE":
             return Reply.error(400, "BadRequestException",
                                "@connections does not upgrade to WebSocket")
-        match = _PATH.match(bytes(request.url))
+        match = _PATH.match(bytes(request.url).split(b"?", 1)[0])
         if match is None:
             # A later request on a socket this protocol took (a client mixing APIs on
             # one kept-alive socket): only the @connections API is served here.
@@ -273,6 +299,12 @@ class FrontDoor(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+
+    def close(self) -> None:
+        """Close a socket still undecided (the gateway is stopping); it is handed to nobody."""
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
 
     def _hand_over(self, factory: Callable[[], asyncio.Protocol]) -> asyncio.Protocol | None:
         transport = self._transport

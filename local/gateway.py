@@ -132,7 +132,9 @@ class Gateway:
         self._served: set[Connection] = set()  # open or still running $disconnect
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
-        self._management_sockets: weakref.WeakSet[ConnectionsProtocol] = weakref.WeakSet()
+        # Sockets aiohttp does not track: undecided (FrontDoor) or @connections ones.
+        self._management_sockets: weakref.WeakSet[FrontDoor | ConnectionsProtocol] = (
+            weakref.WeakSet())
         self._sweeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -185,7 +187,9 @@ class Gateway:
             return protocol
 
         def front_door() -> FrontDoor:
-            return FrontDoor(connections_protocol, aiohttp_protocol)
+            door = FrontDoor(connections_protocol, aiohttp_protocol)
+            self._management_sockets.add(door)
+            return door
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(front_door, self.host, self.port,

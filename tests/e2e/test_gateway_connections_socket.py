@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 
 from local.settings import GatewaySettings
 from local.testing import GatewayThread
-from tests.e2e.conftest import Recorder, connection_id_of
+from tests.e2e.conftest import Recorder, connection_id_of, make_app
 
 
 def _port(gateway: GatewayThread) -> int:
@@ -169,3 +169,30 @@ def test_expect_100_continue_is_answered_before_the_body(gateway: GatewayThread,
             sock.sendall(body)
             assert _read_replies(sock, 1)[0][0] == 200
         assert ws.recv(timeout=5) == body.decode()
+
+
+def test_half_closed_client_still_gets_its_answer(gateway: GatewayThread,
+                                                  recorder: Recorder) -> None:
+    """A request then shutdown(SHUT_WR): the POST is delivered and answered, then closed."""
+    with connect(gateway.url, open_timeout=5) as ws:
+        with socket.create_connection(("127.0.0.1", _port(gateway))) as sock:
+            sock.sendall(_post(connection_id_of(recorder), b"last words"))
+            sock.shutdown(socket.SHUT_WR)
+            assert _read_replies(sock, 1)[0][0] == 200
+            assert sock.recv(1024) == b""
+        assert ws.recv(timeout=5) == "last words"
+
+
+def test_stop_closes_undecided_and_connections_sockets(recorder: Recorder) -> None:
+    """Sockets aiohttp does not track (a request line still arriving, a kept-alive
+    @connections socket) are closed when the gateway stops."""
+    with GatewayThread(make_app(recorder)) as gateway:
+        undecided = socket.create_connection(("127.0.0.1", _port(gateway)))
+        undecided.sendall(b"POS")
+        kept = socket.create_connection(("127.0.0.1", _port(gateway)))
+        kept.sendall(_post("AAAAAAAAAAAAAAA=", b"x"))
+        assert _read_replies(kept, 1)[0][0] == 410
+    for sock in (undecided, kept):
+        with sock:
+            sock.settimeout(5)
+            assert sock.recv(1024) == b""

@@ -183,3 +183,34 @@ def test_front_door_waits_for_the_request_line_then_hands_everything_over() -> N
         door.data_received(first[6:] + b"Host: x\r\n\r\n")
         assert received == {expected: bytearray(first + b"Host: x\r\n\r\n")}
         assert isinstance(transport.protocol, Sink)
+
+
+async def ok(method: str, stage: str, connection_id: str, body: bytes) -> Reply:
+    return Reply(204) if method == "DELETE" else Reply(200)
+
+
+def test_http10_keep_alive_is_said_and_plain_http10_closes() -> None:
+    kept = exchange(ok, post("a", b"x").replace(b"HTTP/1.1", b"HTTP/1.0", 1)[:-3]
+                    + b"Connection: keep-alive\r\n\r\nx", max_body=64)
+    assert b"Connection: keep-alive" in kept.written
+    assert not kept.closed
+    plain = exchange(ok, post("a", b"x").replace(b"HTTP/1.1", b"HTTP/1.0", 1), max_body=64)
+    assert statuses(plain.written) == [200]
+    assert b"Connection: close" in plain.written
+    assert plain.closed
+
+
+def test_a_non_websocket_upgrade_is_served_then_closed() -> None:
+    """curl --http2 on http:// asks for h2c: served as HTTP/1.1, then the socket closes."""
+    transport = exchange(ok, post("a", b"x", extra="Connection: Upgrade, HTTP2-Settings\r\n"
+                                  "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n"),
+                         max_body=64)
+    assert statuses(transport.written) == [200]
+    assert transport.closed
+
+
+def test_204_has_no_content_length_and_a_query_string_is_ignored() -> None:
+    transport = exchange(ok, b"DELETE /dev/@connections/abc?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+                         max_body=64)
+    assert statuses(transport.written) == [204]
+    assert b"Content-Length" not in transport.written
