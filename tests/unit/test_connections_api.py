@@ -58,6 +58,16 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+def recording(calls: list[str]) -> Handler:
+    """A handler that records the connection ids it is called for and answers 200."""
+
+    async def handler(method: str, stage: str, connection_id: str, body: bytes) -> Reply:
+        calls.append(connection_id)
+        return Reply(200)
+
+    return handler
+
+
 def exchange(handler: Handler, data: bytes, max_body: int, wait: float = 0.0) -> Transport:
     """Feed ``data`` to a ConnectionsProtocol over ``handler``; the transport afterwards."""
 
@@ -93,11 +103,7 @@ def test_replies_keep_request_order_when_handlers_finish_out_of_order() -> None:
 
 def test_body_over_the_limit_is_413_and_closes_without_calling_the_handler() -> None:
     calls: list[str] = []
-
-    async def handler(method: str, stage: str, connection_id: str, body: bytes) -> Reply:
-        calls.append(connection_id)
-        return Reply(200)
-
+    handler = recording(calls)
     transport = exchange(handler, post("big", b"123456789") + post("next", b"x"), max_body=8)
     assert statuses(transport.written) == [413]
     assert b"Connection: close" in transport.written
@@ -119,11 +125,7 @@ def test_a_raising_handler_answers_500_and_the_socket_goes_on() -> None:
 
 def test_an_upgrade_request_is_400_once_and_closes() -> None:
     calls: list[str] = []
-
-    async def handler(method: str, stage: str, connection_id: str, body: bytes) -> Reply:
-        calls.append(connection_id)
-        return Reply(200)
-
+    handler = recording(calls)
     upgrade = (b"GET /dev/@connections/abc HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
                b"Upgrade: websocket\r\n\r\n\x81\x05hello")
     transport = exchange(handler, upgrade, max_body=64)
