@@ -15,10 +15,13 @@ the message "did not finish within the processor's time budget". If the invocati
 dies instead, the lease runs out and whoever looks next (a redelivered record or a
 ``status`` frame) fails it the same way. A request is never ``running`` for ever.
 
-Failures: a task that raises fails its request (``error`` frame, code ``failed``); a
-record that cannot be parsed is logged and skipped; an infrastructure error (DynamoDB)
-fails only that record, reported in ``batchItemFailures`` through Powertools'
-``BatchProcessor``, so only it is retried.
+Failures: a task that raises fails its request (``error`` frame, code ``failed``). An
+infrastructure error (DynamoDB, @connections, Lambda) fails only that record, reported
+in ``batchItemFailures`` through Powertools' ``BatchProcessor``, so only it is retried.
+Anything else is a poison record: retrying it would fail the same way and hold up the
+shard behind it, so its request is abandoned at once (``failed``, with the reason
+:data:`UNHANDLED_MESSAGE`), its slot under ``MAX_ACTIVE_REQUESTS`` is freed, and the
+requester gets the ``error`` frame.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from chalicelib import protocol
+from chalicelib.errors import InvokeError, SendError, StorageError
 from chalicelib.observability import add_keys, logger
 from chalicelib.request_store import (
     CANCELLED,
@@ -49,6 +53,9 @@ from chalicelib.sending import DeliveryReport, Fanout
 from chalicelib.tasks import Requester, Stop, TaskTable, tasks
 
 TIME_BUDGET_MESSAGE = "did not finish within the processor's time budget"
+UNHANDLED_MESSAGE = "the processor could not handle this request"
+# Worth a retry: the next attempt may succeed. Everything else a record raises is poison.
+RETRYABLE = (StorageError, SendError, InvokeError)
 DEFAULT_REMAINING_SECONDS = 900.0  # Lambda's maximum, when a context gives none
 
 
@@ -114,7 +121,15 @@ class Processor:
 
     def handle_batch(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         def handle(record: DynamoDBRecord) -> None:
-            self.handle_record(record.raw_event, context)
+            try:
+                self.handle_record(record.raw_event, context)
+            except RETRYABLE:
+                raise
+            except Exception as exc:  # noqa: BLE001  (a poison record must not block others)
+                logger.exception("stream record could not be handled",
+                                 extra={"event_id": record.raw_event.get("eventID"),
+                                        "error": type(exc).__name__})
+                self.abandon(record.raw_event)
 
         response: dict[str, Any] = dict(process_partial_response(
             event=event, record_handler=handle,
@@ -128,12 +143,7 @@ class Processor:
         new_item, old_item = images.get("NewImage"), images.get("OldImage")
         if new_item is None:
             return  # a REMOVE (TTL expiry): nothing to run
-        try:
-            record = record_from_item(new_item)
-        except ValueError:
-            logger.error("unparseable request record skipped",
-                         extra={"event_id": raw.get("eventID")})
-            return
+        record = record_from_item(new_item)  # ValueError: poison, see handle_batch
         old_state = (old_item or {}).get("state", {}).get("S")
         if record.state != PENDING or old_state == PENDING:
             return  # progress updates, final states, cancels: nothing to start
@@ -173,7 +183,7 @@ class Processor:
             if len(protocol.encode(frame)) > protocol.MAX_MESSAGE_BYTES:
                 self._fail(record, "result exceeds the 128 KB message limit")
                 return
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             self._fail(record, "result is not JSON-serialisable")
             return
         if self.store.finish(record.request_id, SUCCEEDED, result=result,
@@ -196,6 +206,29 @@ class Processor:
                              expires_at=self._expiry()):
             self.on_final(record.connection_id)
             self.send(record, protocol.error("failed", message, request_id=record.request_id))
+
+    def abandon(self, raw: dict[str, Any]) -> None:
+        """Fail the request a poison record names, from the few plain strings its image
+        needs (the rest may be what could not be read); free its slot; tell the client."""
+        item = (raw.get("dynamodb") or {}).get("NewImage") or {}
+
+        def text(name: str) -> str | None:
+            value = item.get(name)
+            text = value.get("S") if isinstance(value, dict) else None
+            return text if isinstance(text, str) and text else None
+
+        request_id, connection_id = text("request_id"), text("connection_id")
+        if request_id is None or not self.store.abandon(request_id, UNHANDLED_MESSAGE,
+                                                        self._expiry()):
+            return  # nothing names a request, or it is final already: nothing to free
+        if connection_id is None:
+            return
+        self.on_final(connection_id)
+        endpoint = text("endpoint")
+        if endpoint is not None:
+            report = DeliveryReport()
+            self._fanout_for(endpoint).send(connection_id, protocol.encode(protocol.error(
+                "failed", UNHANDLED_MESSAGE, request_id=request_id)), report)
 
     def _expire_if_abandoned(self, request_id: str) -> None:
         current = self.store.get(request_id)

@@ -19,6 +19,11 @@ from chalicelib.errors import BadRequest, TooLarge
 MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's message limit, also for posts to clients
 CHANNEL_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 MAX_ID_CHARS = 64
+# Nesting is bounded well below Python's recursion limit: a frame that the parser
+# accepts at ~990 levels still overflows the stack later, when it is re-encoded for
+# fan-out or storage deeper in a handler's call stack. 32 is DynamoDB's own limit for
+# nested attributes, so anything accepted here can also be stored as a document.
+MAX_NESTING = 32
 _MISSING = object()
 
 
@@ -80,6 +85,23 @@ def _frame_id(obj: dict[str, Any]) -> str | None:
     return value
 
 
+def nesting(value: Any) -> int:
+    """How many levels of arrays and objects ``value`` has (a scalar has 0).
+
+    Iterative, so it cannot itself overflow the stack it protects."""
+    if not isinstance(value, dict | list):
+        return 0
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        children = node.values() if isinstance(node, dict) else node
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children
+                       if isinstance(child, dict | list))
+    return deepest
+
+
 def parse_frame(body: str | bytes | None) -> Frame:
     """Parse a raw frame, or raise ``FrameError`` (with ``frame_id`` once it is known)."""
     if body is None or body in {"", b""}:
@@ -95,13 +117,16 @@ def parse_frame(body: str | bytes | None) -> Frame:
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("frame is not valid JSON") from None
     except RecursionError:
-        raise BadRequest("frame is nested too deeply") from None
+        raise BadRequest(f"frame nests deeper than {MAX_NESTING} levels") from None
     if not isinstance(obj, dict):
         raise BadRequest("frame must be a JSON object")
     frame_id = _frame_id(obj)
     action = obj.get("action")
     if not isinstance(action, str) or not action:
         raise BadRequest("field 'action' must be a non-empty string", frame_id)
+    # Counting brackets is C-speed; only a frame with enough of them is walked.
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and nesting(obj) > MAX_NESTING:
+        raise BadRequest(f"frame nests deeper than {MAX_NESTING} levels", frame_id)
     return Frame(action=action, id=frame_id, body=obj)
 
 

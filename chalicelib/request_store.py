@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chalicelib.dynamodb import call, query, update_if
+from chalicelib.errors import StorageError
 from chalicelib.tables import REQUESTS
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
@@ -79,6 +80,12 @@ class RequestStore(Protocol):
         the call (None: no such request)."""
         ...
 
+    def abandon(self, request_id: str, message: str, expires_at: int) -> bool:
+        """pending|running -> failed with ``message``, for a request the processor cannot
+        handle; its payload is replaced by ``{}`` (it may be what could not be read, and
+        a final request needs none). False if it was not live."""
+        ...
+
     def for_connection(self, connection_id: str) -> list[str]: ...
 
 
@@ -113,7 +120,11 @@ class DynamoRequestStore:
                           Key=_key(request_id), ConsistentRead=True).get("Item")
         if item is None:
             return None
-        record = record_from_item(item)
+        try:
+            record = record_from_item(item)
+        except ValueError as exc:
+            # Only until the processor has abandoned it (see Processor.handle_batch).
+            raise StorageError(f"request {request_id} is unreadable") from exc
         return record if record.expires_at > self._clock() else None
 
     def claim(self, request_id: str, lease_until: float) -> bool:
@@ -161,6 +172,17 @@ class DynamoRequestStore:
         record = self.get(request_id)
         return False, None if record is None else record.state
 
+    def abandon(self, request_id: str, message: str, expires_at: int) -> bool:
+        return self._update(
+            request_id,
+            "SET #s = :failed, payload = :empty, error_code = :code, "
+            "error_message = :message, expires_at = :exp",
+            "#s IN (:pending, :running)",
+            {":failed": {"S": FAILED}, ":empty": {"S": "{}"}, ":code": {"S": "failed"},
+             ":message": {"S": message}, ":exp": {"N": str(expires_at)},
+             ":pending": {"S": PENDING}, ":running": {"S": RUNNING}},
+        )
+
     def for_connection(self, connection_id: str) -> list[str]:
         return [item["request_id"]["S"] for item in query(self._db,
             TableName=self._table, IndexName="by_connection",
@@ -207,5 +229,6 @@ def record_from_item(item: dict[str, Any]) -> RequestRecord:
             error_message=optional("error_message", "S"),
             lease_until=None if lease is None else float(lease),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"malformed request row: {exc!r}") from exc
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        # The exception's text may quote the payload: only its type is kept.
+        raise ValueError(f"malformed request row: {type(exc).__name__}") from exc

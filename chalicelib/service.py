@@ -188,6 +188,9 @@ class Streamer:
             payload = protocol.encode(frame)
         except (TypeError, ValueError) as exc:
             raise BadRequest(f"data is not JSON-serialisable: {exc}") from None
+        except RecursionError:
+            # Client frames are bounded at parse time; this is a backend push's data.
+            raise BadRequest("data nests too deeply to be sent") from None
         if len(payload) > protocol.MAX_MESSAGE_BYTES:
             raise TooLarge(f"message exceeds {protocol.MAX_MESSAGE_BYTES} bytes")
         return Outgoing(tenant_id, channel, message_id, payload)

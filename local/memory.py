@@ -18,6 +18,7 @@ from chalicelib.errors import LimitExceeded, StorageError
 from chalicelib.model import Connection, channel_key, shard_of
 from chalicelib.request_store import (
     CANCELLED,
+    FAILED,
     PENDING,
     RUNNING,
     SUCCEEDED,
@@ -174,6 +175,10 @@ class MemoryRequestStore:
             return True, CANCELLED
         record = self.get(request_id)
         return False, None if record is None else record.state
+
+    def abandon(self, request_id: str, message: str, expires_at: int) -> bool:
+        return self._move(request_id, {PENDING, RUNNING}, state=FAILED, payload={},
+                          error_code="failed", error_message=message, expires_at=expires_at)
 
     def for_connection(self, connection_id: str) -> list[str]:
         return [r.request_id for r in self.rows.values() if r.connection_id == connection_id]

@@ -246,3 +246,17 @@ def _event(connection_id: str, frame: dict[str, Any]) -> dict[str, Any]:
     from chalicelib import testing
 
     return testing.message_event(connection_id, frame)
+
+
+@pytest.mark.parametrize("levels", [40, 980])
+def test_deeply_nested_publish_is_bad_request_and_nothing_is_delivered(
+        harness: Harness, levels: int) -> None:
+    """A publish nesting past the bound (980 levels included, which once answered
+    Internal server error) gets bad_request; subscribers receive nothing."""
+    c = harness.connect()
+    harness.send(c, {"action": "subscribe", "channel": "deep"})
+    raw = ('{"action":"publish","channel":"deep","id":"d","data":'
+           + "[" * levels + "]" * levels + "}")
+    reply = harness.send(c, raw)
+    assert (reply["type"], reply["code"]) == ("error", "bad_request")
+    assert harness.sink.received(c, "message") == []

@@ -86,3 +86,14 @@ def test_short_secret_is_refused_at_start(env: dict[str, str]) -> None:
 
     with pytest.raises(ConfigError, match="JWT_SECRET"):
         runtime.build({**env, "JWT_SECRET": "short"})
+
+
+def test_push_data_nested_too_deeply_is_bad_request(harness: Harness) -> None:
+    """A backend push whose data cannot be encoded for nesting is BadRequest, not a crash."""
+    from chalicelib.errors import BadRequest
+
+    data: list[object] = []
+    for _ in range(5000):
+        data = [data]
+    with pytest.raises(BadRequest, match="nests too deeply"):
+        harness.streamer.prepare_message("t1", "system", "c", data)

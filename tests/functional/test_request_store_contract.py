@@ -106,3 +106,23 @@ def test_for_connection_lists_its_requests(store: RequestStore) -> None:
     store.create(record("c", "c2"))
     assert sorted(store.for_connection("c1")) == ["a", "b"]
     assert store.for_connection("c3") == []
+
+
+def test_abandon_fails_live_requests_and_drops_their_payload(store: RequestStore) -> None:
+    """abandon fails a pending or running request with its message and an empty payload;
+    a final or unknown request is left alone."""
+    for rid in ("p", "r", "s"):
+        store.create(record(rid))
+    store.claim("r", lease_until=NOW + 60)
+    store.claim("s", lease_until=NOW + 60)
+    store.finish("s", SUCCEEDED, result=1, expires_at=int(NOW) + 99)
+    assert [store.abandon(rid, "unreadable", int(NOW) + 50)
+            for rid in ("p", "r", "s", "none")] == [True, True, False, False]
+    for rid in ("p", "r"):
+        failed = store.get(rid)
+        assert failed is not None
+        assert (failed.state, failed.error_code, failed.error_message, failed.payload,
+                failed.expires_at) == (FAILED, "failed", "unreadable", {}, int(NOW) + 50)
+    assert store.abandon("p", "again", int(NOW) + 50) is False
+    done = store.get("s")
+    assert done is not None and done.state == SUCCEEDED and done.payload == {"a": [1, "b"]}

@@ -150,7 +150,68 @@ def test_poison_record_is_skipped_and_the_rest_runs(harness: Harness, output: Ou
     result = process(harness, poison, testing.insert_record(row(harness, rid)))
     assert result == {"batchItemFailures": []}
     assert harness.sink.last(c)["type"] == "result"
-    assert any(line.get("message") == "unparseable request record skipped" for line in output())
+    assert any(line.get("message") == "stream record could not be handled" for line in output())
+
+
+def spoil_payload(h: Harness, request_id: str, payload: str) -> dict[str, Any]:
+    """Overwrite a stored request's payload (as an older writer could have left it)."""
+    h.dynamodb.update_item(TableName=f"{h.prefix}requests",
+                           Key={"request_id": {"S": request_id}},
+                           UpdateExpression="SET payload = :p",
+                           ExpressionAttributeValues={":p": {"S": payload}})
+    return row(h, request_id)
+
+
+@pytest.mark.parametrize("payload", ["[" * 5000 + "]" * 5000, "not json", '{"a": NaN'])
+def test_unreadable_request_fails_and_frees_its_slot(
+        env: dict[str, str], harness_factory: Callable[[], Harness], payload: str) -> None:
+    """A request the processor cannot read is failed with a reason, at once and not
+    retried; its MAX_ACTIVE_REQUESTS slot is freed; status then answers its state."""
+    env["MAX_ACTIVE_REQUESTS"] = "1"
+    h = harness_factory()
+    c = h.connect()
+    rid = request(h, c, "echo", {"n": 1})
+    bad = spoil_payload(h, rid, payload)
+    assert process(h, testing.insert_record(bad)) == {"batchItemFailures": []}
+    stored = row(h, rid)
+    assert stored["state"] == {"S": "failed"}
+    assert stored["error_message"]["S"] == "the processor could not handle this request"
+    assert stored["payload"] == {"S": "{}"}
+    error = [f for f in frames(h, c, rid) if f["type"] == "error"]
+    assert [f["code"] for f in error] == ["failed"]
+    status = h.send(c, {"action": "status", "request_id": rid, "id": "q"})
+    assert (status["type"], status["state"]) == ("request", "failed")
+    assert status["error"]["message"] == "the processor could not handle this request"
+    request(h, c, "echo", {}, "next")  # the slot was freed
+    # The record delivered again (at least once) changes nothing and frees nothing twice.
+    assert process(h, testing.insert_record(bad)) == {"batchItemFailures": []}
+    assert h.send(c, {"action": "request", "kind": "echo", "payload": {},
+                      "id": "over"})["code"] == "limit_exceeded"
+
+
+def test_unreadable_request_does_not_block_the_batch(harness: Harness) -> None:
+    """A poison record first in a batch: the records after it still run, none is retried."""
+    c = harness.connect()
+    poisoned, good = request(harness, c, "echo", {}, "p"), request(harness, c, "echo", {}, "g")
+    bad = spoil_payload(harness, poisoned, "[" * 3000)
+    result = process(harness, testing.insert_record(bad, sequence_number="1"),
+                     testing.insert_record(row(harness, good), sequence_number="2"))
+    assert result == {"batchItemFailures": []}
+    assert row(harness, good)["state"] == {"S": "succeeded"}
+    assert row(harness, poisoned)["state"] == {"S": "failed"}
+
+
+@pytest.mark.parametrize("levels", [40, 980])
+def test_deeply_nested_request_payload_is_refused_and_not_stored(harness: Harness,
+                                                                 levels: int) -> None:
+    """A request whose payload nests past the bound (980 levels included, which once
+    stored a request nothing could run) answers bad_request and stores nothing."""
+    c = harness.connect()
+    raw = ('{"action":"request","kind":"echo","id":"deep","payload":{"x":'
+           + "[" * levels + "]" * levels + "}}")
+    reply = harness.send(c, raw)
+    assert (reply["type"], reply["code"]) == ("error", "bad_request")
+    assert harness.rows("requests") == []
 
 
 def test_infrastructure_error_fails_only_that_record(harness: Harness) -> None:

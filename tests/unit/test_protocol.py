@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from chalicelib.errors import BadRequest, FrameError, TooLarge
 from chalicelib.protocol import (
     MAX_MESSAGE_BYTES,
+    MAX_NESTING,
     Frame,
     ack,
     encode,
     error,
     message,
+    nesting,
     parse_frame,
     pong,
 )
@@ -169,6 +171,58 @@ def test_deeply_nested_json_is_bad_request() -> None:
     """A deeply nested (but small) frame is bad_request, not a RecursionError."""
     with pytest.raises(BadRequest):
         parse_frame("[" * 100_000)
+
+
+def nested_publish(levels: int) -> str:
+    """A publish frame of ``levels`` levels in all: the frame object, then arrays."""
+    inner = levels - 1
+    return '{"action":"publish","channel":"c","id":"n1","data":' + "[" * inner + "]" * inner + "}"
+
+
+@pytest.mark.parametrize("levels", [MAX_NESTING + 1, 200, 900])
+def test_frame_nested_past_the_bound_is_bad_request_with_its_id(levels: int) -> None:
+    """A frame nesting deeper than MAX_NESTING, but parseable, is bad_request carrying
+    the frame's id."""
+    with pytest.raises(BadRequest) as info:
+        parse_frame(nested_publish(levels))
+    assert info.value.frame_id == "n1"
+    assert str(MAX_NESTING) in info.value.message
+
+
+@pytest.mark.parametrize("levels", [980, 995, 5000])
+def test_frame_nested_near_the_recursion_limit_is_bad_request(levels: int) -> None:
+    """Around Python's recursion limit (~980 levels, where the parser may or may not
+    give up, depending on the caller's stack) the answer is still bad_request."""
+    with pytest.raises(BadRequest) as info:
+        parse_frame(nested_publish(levels))
+    assert str(MAX_NESTING) in info.value.message
+
+
+def test_frame_at_the_nesting_bound_is_accepted() -> None:
+    """A frame of exactly MAX_NESTING levels parses, and its data re-encodes."""
+    parsed = parse_frame(nested_publish(MAX_NESTING))
+    assert nesting(parsed.body) == MAX_NESTING
+    encode(parsed.body)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    """Many brackets inside a string are text, not nesting: the frame is accepted."""
+    raw = json.dumps({"action": "publish", "channel": "c", "data": "[{" * 500})
+    assert parse_frame(raw).body["data"] == "[{" * 500
+
+
+def _recursive_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_recursive_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_recursive_depth(v) for v in value), default=0)
+    return 0
+
+
+@given(json_values)
+def test_nesting_counts_levels_like_a_recursive_walk(value: Any) -> None:
+    """nesting() agrees with the obvious recursive definition on any JSON value."""
+    assert nesting(value) == _recursive_depth(value)
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
