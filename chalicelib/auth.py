@@ -2,8 +2,11 @@
 
 Pure: no AWS. PyJWT verifies the signature, ``exp``, ``iat``, ``aud`` and ``iss``
 with the algorithms fixed by configuration (never taken from the token's header);
-this module adds what PyJWT does not know: the claim types and the ID charset of
-PROTOCOL.md section 1, and the rule that a query token and a header token must match.
+this module adds what PyJWT does not know: the claim types and ranges and the ID
+charset of PROTOCOL.md section 1, the rule that a query token and a header token must
+match, and the refusal of ambiguity: a credential (the ``Authorization`` parameter or
+header, the ``Origin`` header) given more than once is refused whatever the copies
+say, because which copy a proxy, API Gateway or the app would pick is not defined.
 The raw token is never put into an exception message or a log line.
 """
 
@@ -23,6 +26,10 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
 MAX_PERMISSIONS = 64
 MAX_TOKEN_CHARS = 8192
 REQUIRED_CLAIMS = ("user_id", "tenant_id", "permissions", "exp", "iat")
+# exp and iat are stored as DynamoDB numbers and compared with the clock: anything past
+# 9999-12-31T23:59:59Z is no time a token can mean (and 1e300 is no DynamoDB number).
+MAX_TIMESTAMP = 253_402_300_799
+Values = Mapping[str, list[str]]  # a name to every value it was given
 
 
 @dataclass(frozen=True)
@@ -40,30 +47,35 @@ def valid_id(value: object) -> bool:
     return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    # API Gateway passes headers with the client's spelling; HTTP names are
-    # case-insensitive.
+def _values(params: Values, name: str) -> list[str]:
+    # Header names are case-insensitive; callers may give any spelling.
     lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
+    return [v for key, values in params.items() if key.lower() == lowered for v in values]
 
 
-def check_origin(settings: Settings, headers: Mapping[str, str]) -> None:
-    """Refuse (403) an ``Origin`` outside ``ALLOWED_ORIGINS`` when that is set."""
+def _single(values: list[str], what: str, status: int) -> str | None:
+    if len(values) > 1:
+        raise AuthError(status, f"ambiguous credentials: {what} given more than once")
+    return values[0] if values else None
+
+
+def check_origin(settings: Settings, headers: Values) -> None:
+    """Refuse (403) an ``Origin`` outside ``ALLOWED_ORIGINS`` when that is set, or more
+    than one ``Origin``."""
     if not settings.allowed_origins:
         return
-    origin = _header(headers, "Origin")
+    origin = _single(_values(headers, "Origin"), "the Origin header", 403)
     if origin is not None and origin not in settings.allowed_origins:
         raise AuthError(403, "origin not allowed")
 
 
-def extract_token(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
-    """The token from ``?Authorization=`` or ``Authorization: Bearer``; both must match."""
-    from_query = query.get("Authorization") or None
+def extract_token(query: Values, headers: Values) -> str:
+    """The token from ``?Authorization=`` or ``Authorization: Bearer``; both must match,
+    and neither may be given twice."""
+    from_query = _single(query.get("Authorization", []),
+                         "the Authorization query parameter", 401) or None
     from_header: str | None = None
-    header = _header(headers, "Authorization")
+    header = _single(_values(headers, "Authorization"), "the Authorization header", 401)
     if header is not None:
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() == "bearer" and value.strip():
@@ -105,7 +117,8 @@ def verify_token(settings: Settings, token: str) -> Identity:
     except jwt.ExpiredSignatureError:
         raise AuthError(401, "token expired") from None
     except jwt.PyJWTError as exc:
-        # PyJWT's messages name the failed check, never the token itself.
+        # PyJWT's messages name the failed check, never the token itself. A future iat
+        # is one of them (ImmatureSignatureError, beyond JWT_LEEWAY_SECONDS): refused.
         raise AuthError(401, f"invalid token: {type(exc).__name__}") from None
     return _identity(claims)
 
@@ -127,6 +140,8 @@ def _identity(claims: Mapping[str, Any]) -> Identity:
     for name in ("exp", "iat"):
         if isinstance(claims[name], bool) or not isinstance(claims[name], int | float):
             raise AuthError(401, f"claim {name} must be a number")
+        if not 0 <= claims[name] <= MAX_TIMESTAMP:
+            raise AuthError(401, f"claim {name} is out of range")
     return Identity(
         user_id=user_id,
         tenant_id=tenant_id,
@@ -136,8 +151,7 @@ def _identity(claims: Mapping[str, Any]) -> Identity:
     )
 
 
-def authenticate(settings: Settings, query: Mapping[str, str],
-                 headers: Mapping[str, str]) -> Identity:
+def authenticate(settings: Settings, query: Values, headers: Values) -> Identity:
     """Decide a ``$connect``: the identity, or :class:`AuthError` with 401/403."""
     check_origin(settings, headers)
     return verify_token(settings, extract_token(query, headers))

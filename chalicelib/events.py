@@ -32,12 +32,30 @@ class WsContext:
         return f"https://{self.domain_name}/{self.stage}"
 
 
-def query_parameters(event: Mapping[str, Any]) -> dict[str, str]:
-    return dict(event.get("queryStringParameters") or {})
+def query_values(event: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every query parameter with all its values. API Gateway's single-value map keeps
+    only the last of a repeated parameter, so the multi-value map is read when present."""
+    multi = event.get("multiValueQueryStringParameters")
+    if multi:
+        return {str(name): [str(v) for v in values] for name, values in multi.items()}
+    single = event.get("queryStringParameters") or {}
+    return {str(name): [str(value)] for name, value in single.items()}
 
 
-def headers(event: Mapping[str, Any]) -> dict[str, str]:
-    return dict(event.get("headers") or {})
+def header_values(event: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every header's values under its lower-cased name. HTTP names are
+    case-insensitive, and API Gateway keeps the client's spelling, so ``Authorization``
+    and ``authorization`` arrive as two keys: here they are one name with two values."""
+    multi = event.get("multiValueHeaders")
+    pairs: list[tuple[str, str]]
+    if multi:
+        pairs = [(name, value) for name, values in multi.items() for value in values]
+    else:
+        pairs = list((event.get("headers") or {}).items())
+    merged: dict[str, list[str]] = {}
+    for name, value in pairs:
+        merged.setdefault(str(name).lower(), []).append(str(value))
+    return merged
 
 
 def body(event: Mapping[str, Any]) -> bytes | str | None:

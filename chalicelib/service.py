@@ -79,7 +79,7 @@ class Streamer:
         bind(request_id=ctx.request_id, connection_id=ctx.connection_id, route="$connect")
         try:
             identity = auth.authenticate(
-                self.settings, events.query_parameters(event), events.headers(event)
+                self.settings, events.query_values(event), events.header_values(event)
             )
         except AuthError as exc:
             logger.info("handshake refused", extra={"status": exc.status, "reason": exc.reason})

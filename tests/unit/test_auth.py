@@ -38,6 +38,11 @@ def claims(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not ...}
 
 
+def multi(params: dict[str, str]) -> dict[str, list[str]]:
+    """A single-value map as the multi-value map events.query_values/header_values give."""
+    return {name: [value] for name, value in params.items()}
+
+
 def token(payload: dict[str, Any], secret: str = SECRET, algorithm: str = "HS256") -> str:
     return jwt.encode(payload, secret, algorithm=algorithm)
 
@@ -243,25 +248,26 @@ def test_audience_and_issuer_ignored_when_not_configured() -> None:
 
 def test_token_from_query() -> None:
     """The Authorization query parameter carries the token."""
-    assert extract_token({"Authorization": "tok"}, {}) == "tok"
+    assert extract_token(multi({"Authorization": "tok"}), {}) == "tok"
 
 
 @pytest.mark.parametrize("name", ["Authorization", "authorization", "AUTHORIZATION"])
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
 def test_token_from_header_case_insensitive(name: str, scheme: str) -> None:
     """'Authorization: Bearer <t>' works whatever the header name's and scheme's case."""
-    assert extract_token({}, {name: f"{scheme} tok"}) == "tok"
+    assert extract_token({}, multi({name: f"{scheme} tok"})) == "tok"
 
 
 def test_same_token_both_ways_accepted() -> None:
     """A token in both the query and the header is fine when they are equal."""
-    assert extract_token({"Authorization": "tok"}, {"authorization": "Bearer tok"}) == "tok"
+    both = extract_token(multi({"Authorization": "tok"}), multi({"authorization": "Bearer tok"}))
+    assert both == "tok"
 
 
 def test_differing_tokens_are_401() -> None:
     """Query and header tokens that differ are refused with 401."""
     with pytest.raises(AuthError) as info:
-        extract_token({"Authorization": "tok1"}, {"Authorization": "Bearer tok2"})
+        extract_token(multi({"Authorization": "tok1"}), multi({"Authorization": "Bearer tok2"}))
     assert info.value.status == 401
 
 
@@ -270,7 +276,7 @@ def test_differing_tokens_are_401() -> None:
 def test_header_without_bearer_is_401(header: str) -> None:
     """An Authorization header that is not 'Bearer <token>' is refused with 401."""
     with pytest.raises(AuthError) as info:
-        extract_token({}, {"Authorization": header})
+        extract_token({}, multi({"Authorization": header}))
     assert info.value.status == 401
 
 
@@ -283,16 +289,16 @@ def test_header_without_bearer_is_401(header: str) -> None:
 def test_missing_token_is_401(query: dict[str, str], headers: dict[str, str]) -> None:
     """No token in the Authorization query parameter or header is refused with 401."""
     with pytest.raises(AuthError) as info:
-        extract_token(query, headers)
+        extract_token(multi(query), multi(headers))
     assert info.value.status == 401
 
 
 def test_oversized_token_is_401() -> None:
     """A token over 8192 characters is refused before any decoding."""
     with pytest.raises(AuthError) as info:
-        extract_token({"Authorization": "a" * 8193}, {})
+        extract_token(multi({"Authorization": "a" * 8193}), {})
     assert info.value.status == 401
-    assert extract_token({"Authorization": "a" * 8192}, {}) == "a" * 8192
+    assert extract_token(multi({"Authorization": "a" * 8192}), {}) == "a" * 8192
 
 
 # -- origin ------------------------------------------------------------------
@@ -304,7 +310,7 @@ ORIGINS = replace(SETTINGS, allowed_origins=frozenset({"https://app.example"}))
 def test_foreign_origin_is_403(name: str) -> None:
     """An Origin outside ALLOWED_ORIGINS is refused with 403, whatever its header case."""
     with pytest.raises(AuthError) as info:
-        check_origin(ORIGINS, {name: "https://evil.example"})
+        check_origin(ORIGINS, multi({name: "https://evil.example"}))
     assert info.value.status == 403
 
 
@@ -313,23 +319,23 @@ def test_foreign_origin_is_403(name: str) -> None:
 def test_origin_must_match_exactly(origin: str) -> None:
     """Near-miss origins are refused with 403."""
     with pytest.raises(AuthError) as info:
-        check_origin(ORIGINS, {"Origin": origin})
+        check_origin(ORIGINS, multi({"Origin": origin}))
     assert info.value.status == 403
 
 
 def test_allowed_origin_passes() -> None:
     """An Origin in ALLOWED_ORIGINS is accepted."""
-    check_origin(ORIGINS, {"origin": "https://app.example"})
+    check_origin(ORIGINS, multi({"origin": "https://app.example"}))
 
 
 def test_missing_origin_passes() -> None:
     """A handshake without Origin (non-browser client) is not affected by the list."""
-    check_origin(ORIGINS, {"Host": "x"})
+    check_origin(ORIGINS, multi({"Host": "x"}))
 
 
 def test_no_list_allows_any_origin() -> None:
     """Without ALLOWED_ORIGINS, any Origin is accepted."""
-    check_origin(SETTINGS, {"Origin": "https://evil.example"})
+    check_origin(SETTINGS, multi({"Origin": "https://evil.example"}))
 
 
 # -- authenticate ------------------------------------------------------------
@@ -338,27 +344,27 @@ def test_no_list_allows_any_origin() -> None:
 def test_authenticate_accepts_query_token() -> None:
     """authenticate returns the identity for a valid query token and allowed origin."""
     tok = token(claims())
-    identity = authenticate(ORIGINS, {"Authorization": tok}, {"Origin": "https://app.example"})
+    identity = authenticate(ORIGINS, multi({"Authorization": tok}), multi({"Origin": "https://app.example"}))
     assert identity.tenant_id == "acme"
 
 
 def test_authenticate_accepts_header_token() -> None:
     """authenticate takes the token from the Bearer header."""
     tok = token(claims())
-    assert authenticate(SETTINGS, {}, {"authorization": f"Bearer {tok}"}).user_id == "u1"
+    assert authenticate(SETTINGS, {}, multi({"authorization": f"Bearer {tok}"})).user_id == "u1"
 
 
 def test_origin_checked_before_token() -> None:
     """A foreign Origin is 403 even when the token is missing."""
     with pytest.raises(AuthError) as info:
-        authenticate(ORIGINS, {}, {"Origin": "https://evil.example"})
+        authenticate(ORIGINS, {}, multi({"Origin": "https://evil.example"}))
     assert info.value.status == 403
 
 
 def test_authenticate_refuses_bad_token_with_401() -> None:
     """authenticate turns an invalid token into 401."""
     with pytest.raises(AuthError) as info:
-        authenticate(SETTINGS, {"Authorization": token(claims(), secret="z" * 32)}, {})
+        authenticate(SETTINGS, multi({"Authorization": token(claims(), secret="z" * 32)}), {})
     assert info.value.status == 401
 
 
@@ -389,7 +395,7 @@ def test_auth_errors_never_contain_the_token(tok: str, query: dict[str, str],
                                              headers: dict[str, str]) -> None:
     """A refused handshake's message and reason hold no part of the token."""
     with pytest.raises(AuthError) as info:
-        authenticate(SETTINGS, query, headers)
+        authenticate(SETTINGS, multi(query), multi(headers))
     err = info.value
     pieces = [p for p in tok.split(".") if len(p) >= 8]
     for text in (str(err), err.reason, repr(err), repr(err.args)):
@@ -408,11 +414,75 @@ def test_audience_list_is_refused_even_if_it_holds_ours() -> None:
 def test_other_scheme_header_is_ignored_beside_a_query_token() -> None:
     """A non-Bearer Authorization header (a proxy's Basic, say) does not spoil a query token."""
     tok = token(claims())
-    assert extract_token({"Authorization": tok}, {"Authorization": "Basic dXNlcjpwdw=="}) == tok
+    basic = multi({"Authorization": "Basic dXNlcjpwdw=="})
+    assert extract_token(multi({"Authorization": tok}), basic) == tok
 
 
 def test_other_scheme_header_alone_is_401() -> None:
     """Without a query token, a non-Bearer Authorization header is refused."""
     with pytest.raises(AuthError) as info:
-        extract_token({}, {"Authorization": "Basic dXNlcjpwdw=="})
+        extract_token({}, multi({"Authorization": "Basic dXNlcjpwdw=="}))
     assert info.value.status == 401
+
+
+# -- ambiguity and ranges ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("query", "headers"), [
+    ({"Authorization": ["garbage", "VALID"]}, {}),
+    ({"Authorization": ["VALID", "VALID"]}, {}),
+    ({"Authorization": ["VALID", "OTHER"]}, {}),
+    ({}, {"Authorization": ["Bearer VALID", "Bearer OTHER"]}),
+    ({}, {"Authorization": ["Bearer VALID"], "authorization": ["Bearer VALID"]}),
+    ({"Authorization": ["VALID"]},
+     {"Authorization": ["Bearer VALID"], "AUTHORIZATION": ["Basic dXNlcjpwdw=="]}),
+])
+def test_credentials_given_twice_are_401(query: dict[str, list[str]],
+                                         headers: dict[str, list[str]]) -> None:
+    """A repeated Authorization parameter, or Authorization headers differing only in
+    case, are refused 401 even when one copy (or every copy) is a valid token."""
+    valid, other = token(claims()), token(claims(user_id="u2"))
+
+    def fill(values: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {k: [v.replace("VALID", valid).replace("OTHER", other) for v in vs]
+                for k, vs in values.items()}
+
+    with pytest.raises(AuthError) as info:
+        authenticate(SETTINGS, fill(query), fill(headers))
+    assert (info.value.status, info.value.reason.split(":")[0]) == (401, "ambiguous credentials")
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": ["https://evil.example", "https://app.example"]},
+    {"Origin": ["https://app.example", "https://app.example"]},
+    {"Origin": ["https://evil.example"], "origin": ["https://app.example"]},
+])
+def test_origin_given_twice_is_403(headers: dict[str, list[str]]) -> None:
+    """With ALLOWED_ORIGINS set, more than one Origin header is refused 403."""
+    with pytest.raises(AuthError) as info:
+        authenticate(ORIGINS, multi({"Authorization": token(claims())}), headers)
+    assert info.value.status == 403
+
+
+@pytest.mark.parametrize("overrides", [
+    {"exp": 1e300}, {"exp": 10**40}, {"exp": 253_402_300_800},
+    {"iat": -1}, {"iat": -1e300}, {"iat": 1e300},
+])
+def test_out_of_range_timestamps_are_401(overrides: dict[str, Any]) -> None:
+    """exp or iat outside 0..9999-12-31 (no DynamoDB number, no real time) is 401."""
+    err = refused(SETTINGS, token(claims(**overrides)))
+    assert err.status == 401
+
+
+def test_largest_timestamp_is_accepted() -> None:
+    """exp at the last second of year 9999 is a valid, if long-lived, token."""
+    assert verify_token(SETTINGS, token(claims(exp=253_402_300_799))).expires_at == (
+        253_402_300_799)
+
+
+def test_future_iat_within_leeway_is_accepted() -> None:
+    """An iat ahead of the clock by less than JWT_LEEWAY_SECONDS is accepted (clock skew);
+    beyond it, refused (as test_token_issued_in_future_is_401 shows)."""
+    settings = replace(SETTINGS, jwt_leeway_seconds=60)
+    assert verify_token(settings, token(claims(iat=int(time.time()) + 30))).user_id == "u1"
+    assert refused(settings, token(claims(iat=int(time.time()) + 120))).status == 401

@@ -44,18 +44,28 @@ def test_context_from_kit_events() -> None:
         assert ctx.request_id == event["requestContext"]["requestId"]
 
 
-def test_query_parameters_and_headers_copy() -> None:
-    """query_parameters and headers return dicts, empty when API Gateway sends null."""
-    event: dict[str, Any] = {"queryStringParameters": {"a": "1"}, "headers": {"H": "v"}}
-    assert events.query_parameters(event) == {"a": "1"}
-    assert events.headers(event) == {"H": "v"}
-    events.headers(event)["X"] = "y"
-    assert event["headers"] == {"H": "v"}
-    nulls = {"queryStringParameters": None, "headers": None}
-    assert events.query_parameters(nulls) == {}
-    assert events.headers(nulls) == {}
-    assert events.query_parameters({}) == {}
-    assert events.headers({}) == {}
+def test_query_values_keep_every_value_of_a_repeated_parameter() -> None:
+    """query_values reads the multi-value map (the single one keeps only the last)."""
+    event: dict[str, Any] = {"queryStringParameters": {"a": "2"},
+                             "multiValueQueryStringParameters": {"a": ["1", "2"]}}
+    assert events.query_values(event) == {"a": ["1", "2"]}
+    assert events.query_values({"queryStringParameters": {"a": "1"}}) == {"a": ["1"]}
+    for empty in ({}, {"queryStringParameters": None,
+                       "multiValueQueryStringParameters": None}):
+        assert events.query_values(empty) == {}
+
+
+def test_header_values_merge_names_that_differ_in_case() -> None:
+    """header_values gives each lower-cased name every value, from the multi-value map."""
+    event: dict[str, Any] = {
+        "headers": {"Authorization": "a", "authorization": "b", "Host": "h"},
+        "multiValueHeaders": {"Authorization": ["a"], "authorization": ["b"], "Host": ["h"]},
+    }
+    assert events.header_values(event) == {"authorization": ["a", "b"], "host": ["h"]}
+    assert events.header_values({"headers": {"Origin": "o", "ORIGIN": "p"}}) == {
+        "origin": ["o", "p"]}
+    assert events.header_values({"headers": None, "multiValueHeaders": None}) == {}
+
 
 
 def test_text_body_is_str() -> None:
