@@ -24,9 +24,10 @@ from chalicelib.request_store import (
 )
 from chalicelib.tasks import tasks
 
-# Longer ids cannot exist (ours are 32 hex digits); they answer not_found like any
-# unknown id, as PROTOCOL.md says, but are not looked up.
-MAX_LOOKUP_ID_CHARS = 256
+# Longer ids cannot exist (ours are 32 hex digits); whatever their length (the frame
+# bounds it), they answer not_found like any unknown id, as docs/protocol.md says, and
+# are never looked up.
+MAX_LOOKUP_ID_CHARS = 64
 
 
 @actions.action("request", permission="write")
@@ -62,8 +63,8 @@ def request(ctx: ActionContext, frame: Frame) -> Reply:
 
 
 def _owned(ctx: ActionContext, frame: Frame) -> RequestRecord:
-    request_id = frame.string("request_id", max_chars=MAX_LOOKUP_ID_CHARS)
-    if len(request_id) > 64:
+    request_id = frame.string("request_id", max_chars=protocol.MAX_MESSAGE_BYTES)
+    if len(request_id) > MAX_LOOKUP_ID_CHARS:
         raise NotFound("no such request")
     record = ctx.services.requests.get(request_id)
     conn = ctx.connection

@@ -386,8 +386,19 @@ def test_overlong_request_id_is_not_found(harness: Harness) -> None:
     """cancel and status for an id no request can have answer not_found, like any unknown id."""
     c = harness.connect()
     for action in ("cancel", "status"):
-        reply = harness.send(c, {"action": action, "request_id": "r" * 200, "id": "x"})
-        assert (reply["code"], reply["id"]) == ("not_found", "x")
+        for length in (65, 200, 257, 10_000):
+            reply = harness.send(c, {"action": action, "request_id": "r" * length, "id": "x"})
+            assert (reply["code"], reply["id"]) == ("not_found", "x")
+
+
+@pytest.mark.parametrize("request_id", ["", 7, None, ["r"]])
+def test_request_id_that_is_not_a_string_is_bad_request(harness: Harness,
+                                                        request_id: Any) -> None:
+    """cancel and status with an empty or non-string request_id answer bad_request."""
+    c = harness.connect()
+    for action in ("cancel", "status"):
+        reply = harness.send(c, {"action": action, "request_id": request_id, "id": "x"})
+        assert (reply["code"], reply["id"]) == ("bad_request", "x")
 
 
 def test_unfinished_requests_per_connection_are_limited(
