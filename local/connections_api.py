@@ -46,6 +46,18 @@ _PATH = re.compile(rb"^/([^/?#]+)/@connections/([^/?#]+)$")
 # A first request line that goes to ConnectionsProtocol: the methods the API has.
 _SNIFF = re.compile(rb"^(?:POST|GET|DELETE) /[^/ ?#]+/@connections/")
 _SNIFF_BYTES = 256  # the decision is made by then (a longer request line goes to aiohttp)
+# The most a request's line and headers may hold on their way to aiohttp (whose own
+# limit, 8,190 bytes a line, is raised to this): a token of auth.MAX_TOKEN_CHARS (8,192)
+# in the query string or a header always reaches the app, which refuses longer ones
+# with 401. A longer head is refused here with 431 and closed, its text never logged
+# or echoed: aiohttp's own refusal quoted the line, token included, in both.
+MAX_HEAD_BYTES = 16 * 1024
+_END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+_HEAD_TOO_LARGE_BODY = f"request line and headers exceed {MAX_HEAD_BYTES} bytes\n".encode()
+HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                  b"Content-Type: text/plain; charset=utf-8\r\n"
+                  + f"Content-Length: {len(_HEAD_TOO_LARGE_BODY)}\r\n".encode()
+                  + b"Connection: close\r\n\r\n" + _HEAD_TOO_LARGE_BODY)
 _MAX_QUEUED = 64  # pipelined requests queued before reading from the socket pauses
 
 
@@ -294,7 +306,24 @@ class FrontDoor(asyncio.Protocol):
         self._buffer += data
         if b"\n" not in self._buffer and len(self._buffer) < _SNIFF_BYTES:
             return  # not enough of the request line yet
-        self._hand_over(self._connections if _SNIFF.match(self._buffer) else self._other)
+        if _SNIFF.match(self._buffer):
+            self._hand_over(self._connections)
+            return
+        end = _END_OF_HEAD.search(self._buffer)
+        if (end.start() if end is not None else len(self._buffer)) > MAX_HEAD_BYTES:
+            self._refuse_head()
+        elif end is not None:
+            self._hand_over(self._other)
+        # else: the rest of the head is still to come
+
+    def _refuse_head(self) -> None:
+        transport, self._transport = self._transport, None
+        self._buffer = bytearray()
+        log.info("refused a request whose line and headers exceed %d bytes "
+                 "(its text is not logged: it may hold a token)", MAX_HEAD_BYTES)
+        if transport is not None:
+            transport.write(HEAD_TOO_LARGE)
+            transport.close()
 
     def eof_received(self) -> bool | None:
         if self._buffer:  # a short first request, then EOF: aiohttp answers it

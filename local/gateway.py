@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from local import events
-from local.connections_api import ConnectionsProtocol, FrontDoor, Reply
+from local.connections_api import MAX_HEAD_BYTES, ConnectionsProtocol, FrontDoor, Reply
 from local.events import ApiIdentity, ClientInfo
 from local.framing import MESSAGE_TOO_BIG, FrameGuard, install_guard
 from local.lambda_processes import ProcessInvoker
@@ -51,6 +52,24 @@ from local.lambda_runtime import Handler, Invocation, Invoker
 from local.settings import Faults, GatewaySettings, SettingsError
 
 log = logging.getLogger("local.gateway")
+
+
+class _NoRequestText(logging.Filter):
+    """aiohttp's refusal of a malformed request logs the parser's message, which quotes
+    the request's bytes (a token among them): keep the fact, drop the text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = ("refused a malformed HTTP request (%s, status %s); "
+                                       "its text is not logged"), (type(exc).__name__,
+                                                                   exc.code)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_AIOHTTP_SERVER_LOG = logging.getLogger("aiohttp.server")
+_AIOHTTP_SERVER_LOG.addFilter(_NoRequestText())
 
 # Close codes and the reasons the $disconnect event reports for them.
 CLIENT_NO_STATUS = (1005, "Client-side close frame status not set")
@@ -175,7 +194,11 @@ class Gateway:
         web_app.router.add_post(
             "/2015-03-31/functions/{function_name}/invocations", self._invoke_function
         )
-        self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0)
+        # FrontDoor bounds the head at MAX_HEAD_BYTES; aiohttp's own limits must not be
+        # lower, or a token the app should refuse with 401 gets aiohttp's 400 instead.
+        self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0,
+                                     max_line_size=MAX_HEAD_BYTES,
+                                     max_field_size=MAX_HEAD_BYTES)
         await self._runner.setup()
         aiohttp_protocol = self._runner.server
         assert aiohttp_protocol is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import time
 import urllib.parse
@@ -145,3 +147,57 @@ def test_two_origin_headers_are_refused(start_streamer: StartStreamer) -> None:
                                          ("Origin", ALLOWED)]) == 403
     assert _raw_handshake(stack, query, [("Origin", ALLOWED)]) == 101
     assert len(stack.connection_rows()) == 1
+
+
+def _raw_exchange(stack: StreamerStack, request: bytes) -> bytes:
+    """Everything the gateway answers to ``request`` before it closes (or 5 s pass)."""
+    host, port = urllib.parse.urlsplit(stack.url).netloc.split(":")
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n" in answer and not answer.startswith(b"HTTP/1.1 101"):
+                    break
+    return answer
+
+
+def _upgrade(target: str, *headers: str) -> bytes:
+    return ("\r\n".join([f"GET {target} HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket",
+                         "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                         "Sec-WebSocket-Version: 13", *headers]) + "\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize(("where", "length", "status"), [
+    ("query", 8_300, 401), ("query", 15_000, 401), ("header", 9_000, 401),
+    ("query", 20_000, 431), ("header", 40_000, 431),
+])
+def test_long_tokens_are_refused_cleanly_and_never_logged(
+        streamer: StreamerStack, caplog: pytest.LogCaptureFixture,
+        capfd: pytest.CaptureFixture[str], where: str, length: int, status: int) -> None:
+    """A token past 8 KB (aiohttp's line limit) still reaches the app and gets 401; past
+    the gateway's 16 KB head limit it gets 431; its text is in no answer and no log."""
+    caplog.set_level(logging.DEBUG)
+    secret_text = "eyJ" + "tokenTEXT" * (length // 9)
+    request = (_upgrade(f"/?Authorization={secret_text}") if where == "query"
+               else _upgrade("/", f"Authorization: Bearer {secret_text}"))
+    answer = _raw_exchange(streamer, request)
+    assert int(answer.split()[1]) == status
+    out, err = capfd.readouterr()
+    for text in (answer.decode(errors="replace"), caplog.text, out, err):
+        assert "tokenTEXT" not in text
+    assert streamer.connection_rows() == []
+
+
+def test_malformed_request_holding_a_token_is_not_logged(
+        streamer: StreamerStack, caplog: pytest.LogCaptureFixture,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A request aiohttp cannot parse (a control character in a header) is refused with
+    400 and logged without the request's text."""
+    caplog.set_level(logging.DEBUG)
+    answer = _raw_exchange(streamer, _upgrade("/", "Authorization: Bearer eyJtokenTEXT\x01x"))
+    assert int(answer.split()[1]) == 400
+    out, err = capfd.readouterr()
+    assert "tokenTEXT" not in caplog.text + out + err
+    assert "refused a malformed HTTP request" in caplog.text

@@ -7,7 +7,13 @@ import json
 import re
 from typing import Any
 
-from local.connections_api import ConnectionsProtocol, FrontDoor, Handler, Reply
+from local.connections_api import (
+    MAX_HEAD_BYTES,
+    ConnectionsProtocol,
+    FrontDoor,
+    Handler,
+    Reply,
+)
 
 
 class Transport(asyncio.Transport):
@@ -185,6 +191,34 @@ def test_front_door_waits_for_the_request_line_then_hands_everything_over() -> N
         door.data_received(first[6:] + b"Host: x\r\n\r\n")
         assert received == {expected: bytearray(first + b"Host: x\r\n\r\n")}
         assert isinstance(transport.protocol, Sink)
+
+
+def test_front_door_refuses_a_head_over_the_limit_without_handing_it_over() -> None:
+    """A request line and headers over MAX_HEAD_BYTES, whole or in pieces, get one 431
+    and a closed socket; a head just under the limit goes to aiohttp whole."""
+    handed: list[bytes] = []
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            handed.append(data)
+
+    line = b"GET /?Authorization=" + b"t" * (MAX_HEAD_BYTES - 40) + b" HTTP/1.1\r\n"
+    for pieces in ([line + b"X: " + b"y" * 100 + b"\r\n\r\n"],
+                   [line, b"X: " + b"y" * 100, b"0" * 100]):
+        transport, handed[:] = Transport(), []
+        door = FrontDoor(Sink, Sink)
+        door.connection_made(transport)
+        for piece in pieces:
+            door.data_received(piece)
+        assert statuses(transport.written) == [431]
+        assert b"tttt" not in transport.written
+        assert transport.closed and handed == []
+    under = line + b"\r\n"
+    transport = Transport()
+    door = FrontDoor(Sink, Sink)
+    door.connection_made(transport)
+    door.data_received(under)
+    assert handed == [under] and transport.written == b""
 
 
 async def ok(method: str, stage: str, connection_id: str, body: bytes) -> Reply:
