@@ -117,7 +117,7 @@ def test_equals_and_plus_are_encoded() -> None:
 
 
 @given(connection_ids, st.binary(max_size=300), endpoints, instants, tokens)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 def test_authorization_equals_sigv4auth(connection_id: str, body: bytes, endpoint: str,
                                         when: dt.datetime, token: str | None) -> None:
     """For the same inputs the Authorization header is byte-equal to botocore's SigV4Auth."""

@@ -122,3 +122,12 @@ def test_connection_is_frozen() -> None:
     conn = Connection.open("c1", IDENTITY, now=0.0, ttl_seconds=60)
     with pytest.raises(AttributeError):
         conn.user_id = "other"  # type: ignore[misc]
+
+
+def test_property_tests_have_no_deadline() -> None:
+    """The suite's Hypothesis profile has no per-example deadline, so a busy machine
+    cannot fail a property test (tests/conftest.py says why)."""
+    from hypothesis import HealthCheck, settings
+
+    assert settings().deadline is None
+    assert HealthCheck.too_slow in settings().suppress_health_check
