@@ -4,6 +4,10 @@ Each test registers an ``on_dynamodb_record`` handler on a small Chalice app who
 stream ARN names this test's ``requests`` table (the ARN is a made-up literal, as in
 configuration; the poller matches it by table name), writes rows over HTTP and drives
 the poller synchronously with ``drain``/``poll_once``, except the one asyncio test.
+
+The throwaway handler reads each record through Chalice's ``DynamoDBRecord`` too (to
+prove the poller's records parse there), and on Python 3.12+ that constructor warns:
+see ``CHALICE_DEPRECATION``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import datetime
 import json
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +30,22 @@ from local.poller_lambda import first_failed_index
 from local.poller_shards import StreamReader
 
 Behaviour = Callable[[list[dict[str, Any]]], Any]  # gets the records, answers
+
+# Chalice 1.34's DynamoDBRecord.__init__ calls datetime.utcfromtimestamp(), which
+# Python 3.12 deprecated. pyproject's filterwarnings turns every warning into an error,
+# so on 3.12+ a handler here that iterates its event raises, and the poller (rightly)
+# fails and retries the batch: 1 + max_retries = 4 deliveries of every record, then a
+# drop. Only that one warning, and only from chalice.app, is let through; any other
+# warning in a handler still fails its batch (the two tests after the asyncio one).
+CHALICE_DEPRECATION = (
+    "datetime.datetime.utcfromtimestamp() is deprecated and scheduled for removal in a "
+    "future version. Use timezone-aware objects to represent datetimes in UTC: "
+    "datetime.datetime.fromtimestamp(timestamp, datetime.UTC)."
+)
+pytestmark = pytest.mark.filterwarnings(
+    r"ignore:datetime\.datetime\.utcfromtimestamp\(\) is deprecated"
+    r":DeprecationWarning:chalice\.app"
+)
 
 
 def stream_arn(prefix: str, table: str = "requests") -> str:
@@ -398,6 +419,51 @@ def test_start_and_stop_poll_in_the_background_off_the_loop_thread(
     asyncio.run(scenario())
     assert [r["dynamodb"]["Keys"]["request_id"]["S"] for r in seen.records] == ["async"]
     assert seen.threads[0] is not threading.main_thread()
+
+
+def warn_from(module: str, message: str) -> None:
+    """Warn ``message`` as code in ``module`` would; ``chalice.app`` as on Python 3.12+."""
+    warnings.warn_explicit(message, DeprecationWarning, f"{module}.py", 1, module=module)
+
+
+def test_chalices_utcfromtimestamp_deprecation_does_not_fail_a_batch(
+    dynamodb_client: Any, table_prefix: str, make_poller: Callable[..., StreamPoller]
+) -> None:
+    """Chalice's own utcfromtimestamp warning in a handler, on any Python, costs no retry."""
+    app, seen = make_app(
+        stream_arn(table_prefix), lambda records: warn_from("chalice.app", CHALICE_DEPRECATION)
+    )
+    poller = make_poller(app, max_retries=3)
+    poller.connect()
+    put(dynamodb_client, table_prefix, "once")
+    assert poller.drain() == 1
+    assert [r["dynamodb"]["Keys"]["request_id"]["S"] for r in seen.records] == ["once"]
+    assert poller.dropped == []
+
+
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [
+        ("chalice.app", "some other Chalice deprecation"),
+        ("chalicelib.processor", CHALICE_DEPRECATION),  # our code must not call it
+    ],
+)
+def test_any_other_warning_in_a_handler_still_fails_its_batch(
+    dynamodb_client: Any,
+    table_prefix: str,
+    make_poller: Callable[..., StreamPoller],
+    module: str,
+    message: str,
+) -> None:
+    """The Chalice exemption is that one message from that one module, nothing wider."""
+    app, seen = make_app(stream_arn(table_prefix), lambda records: warn_from(module, message))
+    poller = make_poller(app, max_retries=0)
+    poller.connect()
+    put(dynamodb_client, table_prefix, "warned")
+    assert poller.drain() == 1
+    assert len(seen.events) == 1
+    [dropped] = poller.dropped
+    assert [r["dynamodb"]["Keys"]["request_id"]["S"] for r in dropped.records] == ["warned"]
 
 
 def test_a_stream_arn_naming_no_local_table_is_a_config_error(
