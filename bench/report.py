@@ -130,10 +130,7 @@ def _goals(data: dict[str, dict[str, Any] | None]) -> list[str]:
     rows.append(["no Scan", "Scan issued" if cost and cost["scan_issued"] else
                  ("no Scan in any operation" if cost else "-"),
                  _verdict(None if cost is None else not cost["scan_issued"])])
-    cold = data["cold_start"]
-    rows.append(["app.py import at most 30 ms above a bare Chalice app",
-                 f"+{_f(cold['app_minus_bare_import_ms'], 1)} ms" if cold else "-",
-                 _verdict(None if cold is None else cold["app_minus_bare_import_ms"] <= 30)])
+    rows += _cold_goals(data["cold_start"])
     cap = data["capacity"]
     rows.append(["the local gateway holds 10,000 connections",
                  f"{_f(cap['held_server_connections'])} held" if cap else "-",
@@ -273,6 +270,37 @@ def _dynamodb(cost: dict[str, Any] | None) -> list[str]:
     return out
 
 
+# Cold start goals. The import one: app.py adds at most this over a bare Chalice app.
+COLD_IMPORT_GOAL_MS = 30.0
+# The first-invocation one: a cold ping (import + first call) at most this many times
+# the floor's, a bare handler's botocore DynamoDB client and one GetItem. What is above
+# the floor is Streamer's own: its modules, Powertools, PyJWT, the sender and the
+# pong's POST. A ratio, because a loaded machine slows both alike.
+COLD_FIRST_CALL_GOAL_RATIO = 1.2
+# The figure the first-invocation rows were asked for (an outside run, before the
+# lazy-client changes): Streamer's import + first call.
+OUTSIDE_RUN_MS = (431, 449)
+COLD_PING, COLD_FLOOR, COLD_BARE = ("app.py message (ping)", "bare handler + botocore GetItem",
+                                    "bare Chalice handler")
+
+
+def _cold_goals(cold: dict[str, Any] | None) -> list[list[str]]:
+    first = cold.get("first_call") if cold else None
+    ratio = first["ping_over_floor"] if first else None
+    return [
+        [f"app.py import at most {COLD_IMPORT_GOAL_MS:g} ms above a bare Chalice app",
+         f"+{_f(cold['app_minus_bare_import_ms'], 1)} ms" if cold else "-",
+         _verdict(None if cold is None
+                  else cold["app_minus_bare_import_ms"] <= COLD_IMPORT_GOAL_MS)],
+        [f"cold ping (import + first call) at most {COLD_FIRST_CALL_GOAL_RATIO:g}x a bare "
+         "handler's with a botocore GetItem (the floor)",
+         f"{_f(first['medians'][COLD_PING]['import_plus_first_ms'], 1)} ms vs "
+         f"{_f(first['medians'][COLD_FLOOR]['import_plus_first_ms'], 1)} ms: {_f(ratio)}x "
+         f"(Streamer's own {first['ping_minus_floor_ms']:+,.1f} ms)" if first else "-",
+         _verdict(None if ratio is None else ratio <= COLD_FIRST_CALL_GOAL_RATIO)],
+    ]
+
+
 def _cold(cold: dict[str, Any] | None) -> list[str]:
     out = ["## Cold start (bench/cold_start.py)", ""]
     if not cold:
@@ -288,7 +316,72 @@ def _cold(cold: dict[str, Any] | None) -> list[str]:
     out += [f"{cold['reps']} fresh interpreters per variant, interleaved, no AWS "
             "environment; each times its own import with `time.perf_counter`. app.py - bare "
             f"Chalice: {cold['app_minus_bare_import_ms']:+.1f} ms import, "
-            f"{cold['app_minus_bare_process_ms']:+.1f} ms process wall time. {zip_text}", ""]
+            f"{cold['app_minus_bare_process_ms']:+.1f} ms process wall time. {zip_text} "
+            f"Run {cold.get('machine', {}).get('date', '?')}.", ""]
+    first = cold.get("first_call")
+    if first:
+        out += _cold_first_call(first, cold["reps"])
+    return out
+
+
+def _cold_first_call(first: dict[str, Any], reps: int) -> list[str]:
+    medians = first["medians"]
+    bare = medians[COLD_BARE]["import_plus_first_ms"]
+    rows = [[name, _f(m["import_ms"], 1), _f(m["first_call_ms"], 1),
+             _f(m["import_plus_first_ms"], 1), f"{m['import_plus_first_ms'] - bare:+,.1f}",
+             f"{_f(m['import_plus_first_ms'] / bare, 1)}x", _f(m["import_plus_first_cpu_ms"], 1),
+             _f(m["second_call_ms"], 1)]
+            for name, m in medians.items()]
+    out = ["### First invocation: import + the first handler call", ""]
+    out += _table(["fresh process", "import ms", "first call ms", "import + first call ms",
+                   "extra ms vs bare", "x bare", "of it CPU ms", "second call ms"], rows)
+    ping = medians[COLD_PING]["import_plus_first_ms"]
+    floor_share = (ping - first["ping_minus_floor_ms"]) / ping
+    low, high = OUTSIDE_RUN_MS
+    out += [
+        f"Medians of {reps} fresh interpreters per row, interleaved. Each times its import, "
+        "then calls the handler as Lambda's runtime does (`app.message(event, context)`) "
+        "with an API Gateway WebSocket event, then once more (the warm cost). Bare "
+        "Chalice handler: `@app.on_ws_message()` returning `{\"statusCode\": 200}`. The "
+        "floor: that handler building a botocore DynamoDB client at its first call and "
+        "reading the connection row (`GetItem`): the least any app answering a ping from "
+        "DynamoDB pays. Streamer's ping reads the row, then posts a pong to "
+        "`@connections`; its connect verifies the JWT and writes the row. Servers: moto's "
+        "DynamoDB server and a recording `@connections` sink on 127.0.0.1; the "
+        "environment the deployment sets (`FANOUT_FUNCTION_NAME` included), dummy "
+        "credentials; `cryptography` hidden, as the deployment zip has none. CPU: the "
+        "child's own `time.process_time` (no server's time, no wait for a core).",
+        "",
+        f"Streamer's ping costs {first['ping_minus_bare_ms']:+,.1f} ms over the bare "
+        f"handler: Python + botocore (the floor) {first['floor_minus_bare_ms']:+,.1f} ms and "
+        f"Streamer's own {first['ping_minus_floor_ms']:+,.1f} ms "
+        f"({first['ping_over_floor']:.2f}x the floor). An outside run measured "
+        f"{low}-{high} ms for Streamer's import + first call, before the Lambda client, "
+        "the idempotency store and the sender's credentials were made lazy or shared "
+        f"(bench/README.md has this machine's before and after). The floor is "
+        f"{floor_share:.0%} of Streamer's ping here, so of that figure at most about "
+        f"{floor_share * low:.0f}-{floor_share * high:.0f} ms is Python, Chalice and "
+        "botocore's client and GetItem (at most: Streamer's share was larger then) and "
+        f"the rest, at least {(1 - floor_share) * low:.0f}-{(1 - floor_share) * high:.0f} "
+        "ms, Streamer's own: the breakdown below says where.",
+        "",
+    ]
+    if first.get("breakdown"):
+        out += _cold_breakdown(first["breakdown"])
+    return out
+
+
+def _cold_breakdown(b: dict[str, Any]) -> list[str]:
+    out = [f"Where Streamer's ping spends its first call (medians of {b['reps']} runs):", ""]
+    out += _table(["imported during the first call (`-X importtime`, self times)", "ms"],
+                  [[group, _f(ms, 1)] for group, ms in b["imports_ms"].items()])
+    out += [f"Imports in all: {_f(b['imports_total_ms'], 1)} ms of a "
+            f"{_f(b['first_call_ms_with_importtime'], 1)} ms first call under `-X importtime`; "
+            "a stdlib module counts for the package that imported it first.", ""]
+    out += _table(["first call under cProfile (inclusive; rows overlap)", "calls", "ms"],
+                  [[label, _f(r["calls"]), _f(r["ms"], 1)] for label, r in b["profile"].items()])
+    out += [f"Profiled first call: {_f(b['profiled_total_ms'], 1)} ms; cProfile slows "
+            "Python-heavy code, so read its rows as shares.", ""]
     return out
 
 
