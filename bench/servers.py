@@ -62,7 +62,7 @@ def sender_factory(settings: Any, kind: str) -> Callable[[str], Any]:
     Mirrors runtime.build's ``SENDER`` setting: the benchmark builds its own Streamer
     (in-memory storage), so it chooses the sender the same way here.
     """
-    from chalicelib.sending import ManagementApiSender
+    from chalicelib.management_api import ManagementApiSender
 
     if kind == "fast":
         from chalicelib.fast_sender import FastSender

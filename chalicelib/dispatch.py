@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chalicelib.errors import Forbidden, FrameError, UnknownAction
+from chalicelib.interfaces import RequestStore, Storage
 from chalicelib.model import Connection, Outgoing
 from chalicelib.protocol import Frame
-from chalicelib.request_store import RequestStore
 from chalicelib.settings import Settings
-from chalicelib.storage import Storage
 
 Reply = dict[str, Any] | None
 Handler = Callable[["ActionContext", Frame], Reply]

@@ -2,9 +2,9 @@
 
 :class:`FastSender` posts to the Management API (``POST {stage}/@connections/{id}``)
 and raises the same :class:`~chalicelib.errors.SendError` subclasses as
-:class:`~chalicelib.sending.ManagementApiSender` for the same responses: error
+:class:`~chalicelib.management_api.ManagementApiSender` for the same responses: error
 responses are parsed the way botocore's rest-json parser reads them and classified by
-the very same :func:`~chalicelib.sending.translate_client_error`; a connection error
+the very same :func:`~chalicelib.management_api.translate_client_error`; a connection error
 or timeout is a :class:`~chalicelib.errors.ServerError`, as botocore's are there.
 
 Why hand-written, measured on this machine (``python -m bench.sender_cpu``: client CPU
@@ -50,7 +50,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.errors import ConfigError, ServerError
 from chalicelib.http11 import ConnectionPool, ProtocolError
-from chalicelib.sending import translate_client_error
+from chalicelib.management_api import translate_client_error
 from chalicelib.sigv4 import (
     CredentialSource,
     FrozenCredentials,

@@ -17,19 +17,16 @@ retry; size shard groups so a worker finishes well inside its timeout.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
 from chalicelib.errors import BadRequest, InvokeError
+from chalicelib.interfaces import Invoke, Storage
 from chalicelib.model import Outgoing
 from chalicelib.observability import logger
 from chalicelib.sending import DeliveryReport, Fanout
-from chalicelib.storage import Storage
-
-Invoke = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)

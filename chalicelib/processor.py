@@ -39,20 +39,14 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from chalicelib import protocol
 from chalicelib.errors import InvokeError, SendError, StorageError
+from chalicelib.interfaces import RequestStore
+from chalicelib.leases import TIME_BUDGET_MESSAGE, expire_abandoned
+from chalicelib.model import RequestRecord, RequestState
 from chalicelib.observability import add_keys, logger
-from chalicelib.request_store import (
-    CANCELLED,
-    FAILED,
-    PENDING,
-    SUCCEEDED,
-    RequestRecord,
-    RequestStore,
-    record_from_item,
-)
+from chalicelib.request_store import record_from_item
 from chalicelib.sending import DeliveryReport, Fanout
 from chalicelib.tasks import Requester, Stop, TaskTable, tasks
 
-TIME_BUDGET_MESSAGE = "did not finish within the processor's time budget"
 UNHANDLED_MESSAGE = "the processor could not handle this request"
 # Worth a retry: the next attempt may succeed. Everything else a record raises is poison.
 RETRYABLE = (StorageError, SendError, InvokeError)
@@ -73,7 +67,7 @@ class _Context:
 
     def cancelled(self) -> bool:
         current = self._processor.store.get(self.request_id)
-        return current is None or current.state == CANCELLED
+        return current is None or current.state == RequestState.CANCELLED
 
     def progress(self, fraction: float, detail: dict[str, Any] | None = None) -> None:
         if self.time_left() <= 0:
@@ -145,7 +139,7 @@ class Processor:
             return  # a REMOVE (TTL expiry): nothing to run
         record = record_from_item(new_item)  # ValueError: poison, see handle_batch
         old_state = (old_item or {}).get("state", {}).get("S")
-        if record.state != PENDING or old_state == PENDING:
+        if record.state != RequestState.PENDING or old_state == RequestState.PENDING:
             return  # progress updates, final states, cancels: nothing to start
         self.run(record, _remaining_seconds(context))
 
@@ -186,7 +180,7 @@ class Processor:
         except (TypeError, ValueError, RecursionError):
             self._fail(record, "result is not JSON-serialisable")
             return
-        if self.store.finish(record.request_id, SUCCEEDED, result=result,
+        if self.store.finish(record.request_id, RequestState.SUCCEEDED, result=result,
                              expires_at=self._expiry()):
             self.on_final(record.connection_id)
             self.send(record, frame)
@@ -202,7 +196,7 @@ class Processor:
         return not report.gone
 
     def _fail(self, record: RequestRecord, message: str) -> None:
-        if self.store.finish(record.request_id, FAILED, error=("failed", message),
+        if self.store.finish(record.request_id, RequestState.FAILED, error=("failed", message),
                              expires_at=self._expiry()):
             self.on_final(record.connection_id)
             self.send(record, protocol.error("failed", message, request_id=record.request_id))
@@ -238,13 +232,6 @@ class Processor:
 
     def _expiry(self) -> int:
         return int(self.clock()) + self._result_ttl
-
-
-def expire_abandoned(store: RequestStore, record: RequestRecord, now: float,
-                     expires_at: int) -> bool:
-    """Fail a request whose invocation died (running past its lease)."""
-    return store.finish(record.request_id, FAILED, error=("failed", TIME_BUDGET_MESSAGE),
-                        expires_at=expires_at, only_if_lease_before=now)
 
 
 def _remaining_seconds(context: Any) -> float:

@@ -14,14 +14,9 @@ from typing import Any
 from chalicelib import protocol
 from chalicelib.dispatch import ActionContext, Reply, actions
 from chalicelib.errors import BadRequest, LimitExceeded, NotFound, StorageError
-from chalicelib.processor import expire_abandoned
+from chalicelib.leases import expire_abandoned
+from chalicelib.model import RequestRecord, RequestState
 from chalicelib.protocol import Frame, ack
-from chalicelib.request_store import (
-    FAILED,
-    PENDING,
-    SUCCEEDED,
-    RequestRecord,
-)
 from chalicelib.tasks import tasks
 
 # Longer ids cannot exist (ours are 32 hex digits); whatever their length (the frame
@@ -43,7 +38,7 @@ def request(ctx: ActionContext, frame: Frame) -> Reply:
     now = services.now()
     record = RequestRecord(
         request_id=uuid.uuid4().hex, tenant_id=conn.tenant_id, user_id=conn.user_id,
-        connection_id=conn.connection_id, kind=kind, payload=payload, state=PENDING,
+        connection_id=conn.connection_id, kind=kind, payload=payload, state=RequestState.PENDING,
         endpoint=services.endpoint(), created_at_ms=int(now * 1000),
         expires_at=int(now) + services.settings.result_ttl_seconds,
     )
@@ -101,9 +96,9 @@ def status_frame(frame_id: str | None, record: RequestRecord) -> dict[str, Any]:
                              "state": record.state, "progress": record.progress}
     if frame_id is not None:
         reply["id"] = frame_id
-    if record.state == SUCCEEDED:
+    if record.state == RequestState.SUCCEEDED:
         reply["result"] = record.result
-    if record.state == FAILED:
+    if record.state == RequestState.FAILED:
         reply["error"] = {"code": record.error_code or "failed",
                           "message": record.error_message or "failed"}
     return reply

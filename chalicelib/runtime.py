@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chalicelib.parallel import Invoke
+    from chalicelib.interfaces import Invoke
     from chalicelib.service import Streamer
     from chalicelib.settings import Settings
 
@@ -38,8 +38,9 @@ def build(env: Mapping[str, str] | None = None) -> Streamer:
     from botocore.config import Config
 
     from chalicelib.fast_sender import FastSender
+    from chalicelib.interfaces import Sender
+    from chalicelib.management_api import ManagementApiSender
     from chalicelib.request_store import DynamoRequestStore
-    from chalicelib.sending import ManagementApiSender, Sender
     from chalicelib.service import Streamer
     from chalicelib.settings import Settings
     from chalicelib.storage import DynamoStorage

@@ -27,14 +27,13 @@ from chalicelib.errors import (
     TooLarge,
     Unauthorized,
 )
+from chalicelib.interfaces import Invoke, RequestStore, Sender, Storage
 from chalicelib.model import Connection, Outgoing
 from chalicelib.observability import Unit, add_keys, bind, count, flush_metrics, logger
-from chalicelib.parallel import Invoke, Job, ParallelFanout
+from chalicelib.parallel import Job, ParallelFanout
 from chalicelib.processor import Processor
-from chalicelib.request_store import RequestStore
-from chalicelib.sending import DeliveryReport, Fanout, Sender
+from chalicelib.sending import DeliveryReport, Fanout
 from chalicelib.settings import Settings
-from chalicelib.storage import Storage
 
 SenderFactory = Callable[[str], Sender]
 OK = {"statusCode": 200}

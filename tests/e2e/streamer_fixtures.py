@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from chalicelib import runtime
-from chalicelib.sending import ManagementApiSender
+from chalicelib.management_api import ManagementApiSender
 from chalicelib.service import Streamer
 from chalicelib.settings import Settings
 from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS

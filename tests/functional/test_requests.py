@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib import testing
-from chalicelib.request_store import RUNNING
+from chalicelib.model import RequestState
 from chalicelib.tasks import Requester, TaskContext, tasks
 from tests.functional.conftest import Harness, Output
 
@@ -119,7 +119,7 @@ def test_duplicate_and_out_of_order_records_run_the_work_once(harness: Harness) 
     c = harness.connect()
     rid = request(harness, c, "count", {"steps": 2, "interval_ms": 0})
     pending = row(harness, rid)
-    running = {**pending, "state": {"S": RUNNING}}
+    running = {**pending, "state": {"S": RequestState.RUNNING}}
     insert = testing.insert_record(pending)
     # A later MODIFY seen first, then the INSERT twice in one batch, then again later.
     process(harness, testing.modify_record(pending, running), insert, insert)

@@ -11,11 +11,10 @@ import chalicelib.request_actions  # noqa: F401  (registers request, cancel, sta
 from chalicelib.auth import Identity
 from chalicelib.dispatch import ActionContext, ActionTable, Reply, actions, run
 from chalicelib.errors import BadRequest, Forbidden, FrameError, NotFound, UnknownAction
+from chalicelib.interfaces import RequestStore, Storage
 from chalicelib.model import Connection, Outgoing
 from chalicelib.protocol import Frame, parse_frame, pong
-from chalicelib.request_store import RequestStore
 from chalicelib.settings import Settings
-from chalicelib.storage import Storage
 
 
 class FakeServices:

@@ -6,8 +6,8 @@ import json
 
 from chalicelib import testing
 from chalicelib.errors import StorageError
+from chalicelib.interfaces import Sender
 from chalicelib.model import Connection
-from chalicelib.sending import Sender
 from chalicelib.service import Streamer
 from chalicelib.settings import Settings
 from tests.support.fakes import FakeRequestStore, FakeStorage, RecordingSender
