@@ -45,7 +45,7 @@ from chalicelib.model import RequestRecord, RequestState
 from chalicelib.observability import add_keys, logger
 from chalicelib.request_store import record_from_item
 from chalicelib.sending import DeliveryReport, Fanout
-from chalicelib.tasks import Requester, Stop, TaskTable, tasks
+from chalicelib.tasks import Requester, Stop, TaskTable
 
 UNHANDLED_MESSAGE = "the processor could not handle this request"
 # Worth a retry: the next attempt may succeed. Everything else a record raises is poison.
@@ -76,8 +76,8 @@ class _Context:
         # The update's condition (state = running) is also the cancellation check.
         if not self._processor.store.set_progress(self.request_id, fraction):
             raise Stop("cancelled")
-        frame = {"type": "progress", "request_id": self.request_id, "progress": fraction,
-                 "detail": detail if detail is not None else {}}
+        frame = protocol.progress(self.request_id, fraction,
+                                  detail if detail is not None else {})
         if not self._processor.send(self._record, frame):
             if self._processor.store.cancel(self.request_id)[0]:
                 self._processor.on_final(self._record.connection_id)
@@ -99,7 +99,7 @@ class _Context:
 class Processor:
     def __init__(self, store: RequestStore, fanout_for: Callable[[str], Fanout], *,
                  result_ttl_seconds: int, safety_seconds: float,
-                 table: TaskTable = tasks, clock: Callable[[], float] = time.time,
+                 tasks: TaskTable, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep,
                  on_final: Callable[[str], None] = lambda connection_id: None) -> None:
         self.store = store
@@ -107,7 +107,7 @@ class Processor:
         self._fanout_for = fanout_for
         self._result_ttl = result_ttl_seconds
         self._safety = safety_seconds
-        self._tasks = table
+        self._tasks = tasks
         self.clock = clock
         self.sleep = sleep
 
@@ -172,7 +172,7 @@ class Processor:
             logger.warning("task raised", extra={"error": type(exc).__name__})
             self._fail(record, f"task raised {type(exc).__name__}")
             return
-        frame = {"type": "result", "request_id": record.request_id, "data": result}
+        frame = protocol.result(record.request_id, result)
         try:
             if len(protocol.encode(frame)) > protocol.MAX_MESSAGE_BYTES:
                 self._fail(record, "result exceeds the 128 KB message limit")

@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from chalicelib.dispatch import ActionTable
     from chalicelib.interfaces import Invoke
     from chalicelib.service import Streamer
     from chalicelib.settings import Settings
+    from chalicelib.tasks import TaskTable
 
 _lock = threading.Lock()
 _instance: Streamer | None = None
@@ -30,7 +32,8 @@ def streamer() -> Streamer:
         return _instance
 
 
-def build(env: Mapping[str, str] | None = None) -> Streamer:
+def build(env: Mapping[str, str] | None = None, *, actions: ActionTable | None = None,
+          tasks: TaskTable | None = None) -> Streamer:
     """A Streamer wired to DynamoDB and the Management API from ``env``'s settings
     (the process environment by default, looked up now: chalice.test swaps
     ``os.environ`` for a copy during an invocation)."""
@@ -70,6 +73,7 @@ def build(env: Mapping[str, str] | None = None) -> Streamer:
         requests=DynamoRequestStore(dynamodb, settings.table_prefix),
         invoke=_lambda_invoker(settings) if settings.fanout_function_name else None,
         idempotency=_idempotency_store(settings, dynamodb),
+        actions=actions, tasks=tasks,
     )
 
 

@@ -13,10 +13,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib import actions as _builtin_actions  # noqa: F401  (registers the actions)
 from chalicelib import auth, events, protocol
-from chalicelib import request_actions as _request_actions  # noqa: F401  (registers them)
-from chalicelib.dispatch import ActionContext, ActionTable, actions, run
+from chalicelib.dispatch import ActionContext, ActionTable, run
 from chalicelib.errors import (
     AuthError,
     BadRequest,
@@ -32,8 +30,10 @@ from chalicelib.model import Connection, Outgoing
 from chalicelib.observability import Unit, add_keys, bind, count, flush_metrics, logger
 from chalicelib.parallel import Job, ParallelFanout
 from chalicelib.processor import Processor
+from chalicelib.registry import default_actions, default_tasks
 from chalicelib.sending import DeliveryReport, Fanout
 from chalicelib.settings import Settings
+from chalicelib.tasks import TaskTable
 
 SenderFactory = Callable[[str], Sender]
 OK = {"statusCode": 200}
@@ -43,7 +43,8 @@ class Streamer:
     def __init__(self, settings: Settings, storage: Storage, sender_factory: SenderFactory,
                  *, requests: RequestStore, invoke: Invoke | None = None,
                  idempotency: Any = None, clock: Callable[[], float] = time.time,
-                 table: ActionTable = actions) -> None:
+                 actions: ActionTable | None = None,
+                 tasks: TaskTable | None = None) -> None:
         self.settings = settings
         self.storage = storage
         self.requests = requests
@@ -58,7 +59,8 @@ class Streamer:
         self._fanouts: dict[str, Fanout] = {}
         self._lock = threading.Lock()
         self._clock = clock
-        self._actions = table
+        self._actions = actions if actions is not None else default_actions()
+        self.tasks = tasks if tasks is not None else default_tasks()
         self._endpoint: str | None = settings.ws_endpoint_url
 
     def now(self) -> float:
@@ -161,7 +163,8 @@ class Streamer:
                 self._processor = Processor(
                     self.requests, self.fanout_for,
                     result_ttl_seconds=self.settings.result_ttl_seconds,
-                    safety_seconds=self.settings.processor_safety_seconds, clock=self._clock,
+                    safety_seconds=self.settings.processor_safety_seconds, tasks=self.tasks,
+                    clock=self._clock,
                     on_final=self.storage.release_request,
                 )
         return self._processor.handle_batch(event, context)
@@ -240,8 +243,8 @@ class Streamer:
         """Send ``data`` (as a ``message`` frame with no channel) to every connection
         of one user in one tenant."""
         connections = self.storage.user_connections(tenant_id, user_id)
-        frame = {"type": "message", "message_id": uuid.uuid4().hex, "data": data,
-                 "sender": {"user_id": "system"}, "ts": int(self.now() * 1000)}
+        frame = protocol.message(None, uuid.uuid4().hex, data, "system",
+                                 int(self.now() * 1000))
         payload = protocol.encode(frame)
         if len(payload) > protocol.MAX_MESSAGE_BYTES:
             raise TooLarge(f"message exceeds {protocol.MAX_MESSAGE_BYTES} bytes")

@@ -120,3 +120,15 @@ def test_zip_is_lean(packaged: Packaged) -> None:
     assert not report.top_level & FORBIDDEN_PACKAGES
     assert {"app", "chalicelib", "jwt", "aws_lambda_powertools"} <= report.top_level
     assert 0 < report.size_bytes < MAX_ZIP_BYTES
+
+
+def test_zip_holds_no_test_kit_or_local_tooling(packaged: Packaged) -> None:
+    """The test kit (local/testapp.py, local/testkit.py) and the rest of local/ and
+    tests/ stay out of the Lambda package."""
+    import zipfile
+
+    with zipfile.ZipFile(packaged.out / "deployment.zip") as archive:
+        names = archive.namelist()
+    assert "chalicelib/custom.py" in names
+    assert not [n for n in names if n.startswith(("local/", "tests/", "bench/"))
+                or n in ("chalicelib/testing.py", "chalicelib/testkit.py")]

@@ -32,10 +32,10 @@ from chalicelib.management_api import ManagementApiSender
 from chalicelib.service import Streamer
 from chalicelib.settings import Settings
 from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS
-from chalicelib.testing import make_token
 from local.settings import Faults, GatewaySettings
 from local.stack import app_environment, load_app
 from local.testing import GatewayThread
+from local.testkit import make_token
 from tests.support.fakes import FakeRequestStore, FakeStorage
 
 SECRET = "streamer-e2e-test-secret-of-at-least-32-bytes"

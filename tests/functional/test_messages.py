@@ -243,9 +243,9 @@ def test_many_subscribers_across_shards_each_get_one_copy(harness: Harness) -> N
 
 
 def _event(connection_id: str, frame: dict[str, Any]) -> dict[str, Any]:
-    from chalicelib import testing
+    from local import testkit
 
-    return testing.message_event(connection_id, frame)
+    return testkit.message_event(connection_id, frame)
 
 
 @pytest.mark.parametrize("levels", [40, 980])

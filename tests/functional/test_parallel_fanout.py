@@ -14,8 +14,8 @@ from chalicelib.errors import StorageError
 from chalicelib.parallel import Job, ParallelFanout
 from chalicelib.storage import DynamoStorage
 from chalicelib.tables import IDEMPOTENCY
+from local.sink import ConnectionsSink
 from tests.functional.conftest import Harness, Output
-from tests.support.sink import ConnectionsSink
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import push, runtime, testing
+from chalicelib import push, runtime
+from local import testkit
 from tests.functional.conftest import SECRET, Harness
 
 
@@ -71,9 +72,9 @@ def test_app_builds_itself_from_the_environment(env: dict[str, str],
         monkeypatch.setenv(key, value)
     runtime.reset()
     try:
-        token = testing.make_token(SECRET, user_id="u", tenant_id="t")
+        token = testkit.make_token(SECRET, user_id="u", tenant_id="t")
         with Client(app) as client:
-            response = client.lambda_.invoke("connect", testing.connect_event("env1", token=token))
+            response = client.lambda_.invoke("connect", testkit.connect_event("env1", token=token))
         assert response.payload == {"statusCode": 200}
         assert runtime.streamer().storage.get_connection("env1") is not None
     finally:

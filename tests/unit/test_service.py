@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from chalicelib import testing
 from chalicelib.errors import StorageError
 from chalicelib.interfaces import Sender
 from chalicelib.model import Connection
 from chalicelib.service import Streamer
 from chalicelib.settings import Settings
+from local import testkit
 from tests.support.fakes import FakeRequestStore, FakeStorage, RecordingSender
 
 SECRET = "unit-test-secret-0123456789abcdefgh"
@@ -29,8 +29,8 @@ def make(ws_endpoint_url: str | None = None) -> tuple[Streamer, RecordingSender,
 
 
 def connect(streamer: Streamer, connection_id: str) -> None:
-    token = testing.make_token(SECRET, user_id="u", tenant_id="t")
-    assert streamer.connect(testing.connect_event(connection_id, token=token)) == {
+    token = testkit.make_token(SECRET, user_id="u", tenant_id="t")
+    assert streamer.connect(testkit.connect_event(connection_id, token=token)) == {
         "statusCode": 200}
 
 
@@ -38,7 +38,7 @@ def test_endpoint_comes_from_the_event_domain_and_stage() -> None:
     """Without WS_ENDPOINT_URL the sender targets https://{domainName}/{stage} of the event."""
     streamer, sender, endpoints = make()
     connect(streamer, "c1")
-    streamer.message(testing.message_event("c1", {"action": "ping"}, domain="x.example",
+    streamer.message(testkit.message_event("c1", {"action": "ping"}, domain="x.example",
                                            stage="prod"))
     assert endpoints == ["https://x.example/prod"]
     assert sender.posts == [("c1", b'{"type":"pong"}')]
@@ -48,7 +48,7 @@ def test_configured_endpoint_wins_over_the_event() -> None:
     """WS_ENDPOINT_URL, when set, is the endpoint whatever the event says."""
     streamer, _, endpoints = make("http://127.0.0.1:9/local")
     connect(streamer, "c1")
-    streamer.message(testing.message_event("c1", {"action": "ping"}))
+    streamer.message(testkit.message_event("c1", {"action": "ping"}))
     assert endpoints == ["http://127.0.0.1:9/local"]
 
 
@@ -57,7 +57,7 @@ def test_reply_to_a_gone_client_removes_it() -> None:
     streamer, sender, _ = make()
     connect(streamer, "c1")
     sender.gone.add("c1")
-    streamer.message(testing.message_event("c1", {"action": "ping"}))
+    streamer.message(testkit.message_event("c1", {"action": "ping"}))
     assert streamer.storage.get_connection("c1") is None
 
 
@@ -66,9 +66,9 @@ def test_publish_delivers_to_subscribers_in_memory() -> None:
     streamer, sender, _ = make()
     for cid in ("a", "b"):
         connect(streamer, cid)
-        streamer.message(testing.message_event(cid, {"action": "subscribe", "channel": "c"}))
+        streamer.message(testkit.message_event(cid, {"action": "subscribe", "channel": "c"}))
     sender.posts.clear()
-    streamer.message(testing.message_event("a", {"action": "publish", "channel": "c",
+    streamer.message(testkit.message_event("a", {"action": "publish", "channel": "c",
                                                  "data": 1, "exclude_self": True}))
     kinds = sorted((cid, json.loads(data)["type"]) for cid, data in sender.posts)
     assert kinds == [("a", "ack"), ("b", "message")]
@@ -88,9 +88,9 @@ def test_storage_failure_answers_internal_and_the_connection_stays_usable() -> N
     streamer = Streamer(settings, BrokenStorage(), lambda endpoint: sender,
                         requests=FakeRequestStore())
     connect(streamer, "c1")
-    streamer.message(testing.message_event("c1", {"action": "subscribe", "channel": "x",
+    streamer.message(testkit.message_event("c1", {"action": "subscribe", "channel": "x",
                                                   "id": "s"}))
-    streamer.message(testing.message_event("c1", {"action": "ping", "id": "p"}))
+    streamer.message(testkit.message_event("c1", {"action": "ping", "id": "p"}))
     frames = [json.loads(data) for _, data in sender.posts]
     assert frames == [{"type": "error", "code": "internal", "message": "internal error",
                        "id": "s"}, {"type": "pong", "id": "p"}]
