@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chalicelib.dispatch import ActionTable
-    from chalicelib.interfaces import Invoke
-    from chalicelib.service import Streamer
+    from chalicelib.interfaces import Invoke, RequestStore, Sender, Storage
+    from chalicelib.services import SenderFactory
     from chalicelib.settings import Settings
+    from chalicelib.streamer import Streamer
     from chalicelib.tasks import TaskTable
 
 _lock = threading.Lock()
@@ -32,48 +33,91 @@ def streamer() -> Streamer:
         return _instance
 
 
-def build(env: Mapping[str, str] | None = None, *, actions: ActionTable | None = None,
-          tasks: TaskTable | None = None) -> Streamer:
-    """A Streamer wired to DynamoDB and the Management API from ``env``'s settings
-    (the process environment by default, looked up now: chalice.test swaps
-    ``os.environ`` for a copy during an invocation)."""
-    import boto3
-    from botocore.config import Config
+def build(env: Mapping[str, str] | None = None, *, settings: Settings | None = None,
+          dynamodb: Any = None, storage: Storage | None = None,
+          requests: RequestStore | None = None, sender_factory: SenderFactory | None = None,
+          invoke: Invoke | None = None, idempotency: Any = None,
+          actions: ActionTable | None = None, tasks: TaskTable | None = None,
+          clock: Callable[[], float] | None = None) -> Streamer:
+    """The one place the app is assembled. Every collaborator may be given; what is not
+    is built from ``settings`` (read from ``env``, the process environment by default,
+    looked up now: chalice.test swaps ``os.environ`` for a copy during an invocation):
 
-    from chalicelib.fast_sender import FastSender
-    from chalicelib.interfaces import Sender
-    from chalicelib.management_api import ManagementApiSender
-    from chalicelib.request_store import DynamoRequestStore
-    from chalicelib.service import Streamer
+    - ``dynamodb``: a botocore DynamoDB client, for the default ``storage``,
+      ``requests`` and ``idempotency`` (built only if one of them needs it);
+    - ``sender_factory``: endpoint -> Sender (FastSender, or boto3's with SENDER=boto3);
+    - ``invoke``: Lambda's asynchronous Invoke for fan-out workers, when
+      FANOUT_FUNCTION_NAME is set;
+    - ``idempotency``: Powertools' persistence layer for the workers' shards (the
+      ``idempotency`` table);
+    - ``actions``/``tasks``: chalicelib/registry.py's defaults (built-ins, custom.py).
+    """
+    import time
+
+    from chalicelib.registry import default_actions, default_tasks
+    from chalicelib.services import Services
     from chalicelib.settings import Settings
-    from chalicelib.storage import DynamoStorage
+    from chalicelib.streamer import Streamer
 
-    settings = Settings.from_env(os.environ if env is None else env)
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=settings.dynamodb_endpoint_url,
-        region_name=settings.region,
-        config=Config(max_pool_connections=settings.fanout_concurrency + 4,
-                      retries={"mode": "standard", "max_attempts": 4}),
+    if settings is None:
+        settings = Settings.from_env(os.environ if env is None else env)
+    config = settings
+
+    def db() -> Any:
+        nonlocal dynamodb
+        if dynamodb is None:
+            dynamodb = _dynamodb_client(config)
+        return dynamodb
+
+    if storage is None:
+        from chalicelib.storage import DynamoStorage
+
+        storage = DynamoStorage(db(), settings.table_prefix, settings.subscription_shards)
+    if requests is None:
+        from chalicelib.request_store import DynamoRequestStore
+
+        requests = DynamoRequestStore(db(), settings.table_prefix)
+    if idempotency is None:
+        idempotency = _LazyIdempotencyStore(settings, db)
+    if invoke is None and settings.fanout_function_name:
+        invoke = _lambda_invoker(settings)
+    services = Services(
+        settings, storage, requests,
+        sender_factory if sender_factory is not None else default_sender_factory(settings),
+        actions=actions if actions is not None else default_actions(),
+        tasks=tasks if tasks is not None else default_tasks(),
+        invoke=invoke, idempotency=idempotency,
+        clock=clock if clock is not None else time.time,
     )
-    storage = DynamoStorage(dynamodb, settings.table_prefix, settings.subscription_shards)
+    return Streamer(services)
+
+
+def default_sender_factory(settings: Settings) -> SenderFactory:
+    """The @connections sender the settings choose: FastSender, or with SENDER=boto3
+    boto3's (the rollback switch, and the choice behind an HTTPS proxy: FastSender does
+    not read HTTPS_PROXY)."""
+    from chalicelib.fast_sender import FastSender
+    from chalicelib.management_api import ManagementApiSender
 
     def sender_for(endpoint: str) -> Sender:
-        # SENDER=boto3 is the rollback switch, and the choice behind an HTTPS proxy
-        # (FastSender does not read HTTPS_PROXY).
         if settings.sender == "boto3":
             return ManagementApiSender.for_endpoint(
                 endpoint, settings.region, settings.fanout_concurrency)
         return FastSender(endpoint, settings.region, pool_size=settings.fanout_concurrency)
 
-    return Streamer(
-        settings,
-        storage,
-        sender_for,
-        requests=DynamoRequestStore(dynamodb, settings.table_prefix),
-        invoke=_lambda_invoker(settings) if settings.fanout_function_name else None,
-        idempotency=_idempotency_store(settings, dynamodb),
-        actions=actions, tasks=tasks,
+    return sender_for
+
+
+def _dynamodb_client(settings: Settings) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=settings.dynamodb_endpoint_url,
+        region_name=settings.region,
+        config=Config(max_pool_connections=settings.fanout_concurrency + 4,
+                      retries={"mode": "standard", "max_attempts": 4}),
     )
 
 
@@ -97,6 +141,25 @@ def _lambda_invoker(settings: Settings) -> Invoke:
             raise InvokeError(f"invoking {function_name} failed: {exc}") from exc
 
     return invoke
+
+
+class _LazyIdempotencyStore:
+    """Powertools' DynamoDBPersistenceLayer, built at first use: only fan-out workers
+    use it, and a process that never runs one (or runs on fakes) needs no client for
+    it. Powertools only calls its methods and reads its attributes, so delegating
+    attribute access is all a stand-in needs."""
+
+    def __init__(self, settings: Settings, dynamodb: Callable[[], Any]) -> None:
+        self._settings = settings
+        self._dynamodb = dynamodb
+        self._lock = threading.Lock()
+        self._store: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._store is None:
+                self._store = _idempotency_store(self._settings, self._dynamodb())
+        return getattr(self._store, name)
 
 
 def _idempotency_store(settings: Settings, dynamodb: Any) -> Any:

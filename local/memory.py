@@ -14,6 +14,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
+    STATUS_CONSTANTS,
+    DataRecord,
+)
+
 from chalicelib.errors import LimitExceeded, StorageError
 from chalicelib.model import Connection, RequestRecord, RequestState, channel_key, shard_of
 
@@ -178,3 +188,48 @@ class MemoryRequestStore:
 
     def for_connection(self, connection_id: str) -> list[str]:
         return [r.request_id for r in self.rows.values() if r.connection_id == connection_id]
+
+
+class MemoryIdempotencyStore(BasePersistenceLayer):
+    """Powertools' idempotency persistence in a dict, with its DynamoDB layer's rule
+    for a put: refused while a record of the key is live (not expired, or in progress
+    within its in-progress expiry). For benchmarks whose storage is in memory: the
+    fan-out workers then run the idempotency path that ships, without a database.
+
+    Hand-written because Powertools ships only DynamoDB, Redis and cache layers.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._records: dict[str, DataRecord] = {}
+        self._lock = threading.Lock()
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        with self._lock:
+            record = self._records.get(idempotency_key)
+        if record is None:
+            raise IdempotencyItemNotFoundError
+        return record
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        now = time.time()
+        with self._lock:
+            old = self._records.get(data_record.idempotency_key)
+            if old is not None and old.expiry_timestamp is not None \
+                    and old.expiry_timestamp >= now and not _in_progress_expired(old, now):
+                raise IdempotencyItemAlreadyExistsError(old_data_record=old)
+            self._records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            self._records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            self._records.pop(data_record.idempotency_key, None)
+
+
+def _in_progress_expired(record: DataRecord, now: float) -> bool:
+    return (record.status == STATUS_CONSTANTS["INPROGRESS"]
+            and record.in_progress_expiry_timestamp is not None
+            and record.in_progress_expiry_timestamp < now * 1000)

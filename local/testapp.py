@@ -32,7 +32,7 @@ from chalice.test import Client
 
 from chalicelib import runtime
 from chalicelib.dispatch import ActionTable
-from chalicelib.service import Streamer
+from chalicelib.streamer import Streamer
 from chalicelib.tables import TABLES, create_tables
 from chalicelib.tasks import TaskTable
 from local import testkit

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +18,8 @@ from chalice.test import Client
 from app import app
 from chalicelib import runtime
 from chalicelib.observability import logger
-from chalicelib.service import Streamer
 from chalicelib.storage import DynamoStorage
+from chalicelib.streamer import Streamer
 from chalicelib.tasks import TaskTable
 from local import testkit
 from local.sink import ConnectionsSink
@@ -47,6 +48,16 @@ def base_env(dynamodb_endpoint: str, table_prefix: str, sink: ConnectionsSink) -
 
 
 @dataclass
+class Clock:
+    """The app's clock: real time plus ``offset`` seconds, which a test may move."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
 class Harness:
     """The app under test, with helpers that speak in frames."""
 
@@ -57,6 +68,7 @@ class Harness:
     dynamodb: Any
     prefix: str
     env: dict[str, str]
+    clock: Clock
     counter: int = field(default=0)
 
     def token(self, user_id: str = "u1", tenant_id: str = "t1",
@@ -96,11 +108,13 @@ class Harness:
 
 def make_harness(env: dict[str, str], sink: ConnectionsSink, dynamodb_client: Any,
                  table_prefix: str, *, tasks: TaskTable | None = None) -> Harness:
-    streamer = runtime.build({**os.environ, **env}, tasks=tasks)
+    clock = Clock()
+    streamer = runtime.build({**os.environ, **env}, tasks=tasks, clock=clock)
     runtime.configure(streamer)
-    assert isinstance(streamer.storage, DynamoStorage)
-    return Harness(Client(app), sink, streamer, streamer.storage, dynamodb_client,
-                   table_prefix, env)
+    storage = streamer.services.storage
+    assert isinstance(storage, DynamoStorage)
+    return Harness(Client(app), sink, streamer, storage, dynamodb_client, table_prefix, env,
+                   clock)
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ def test_app_builds_itself_from_the_environment(env: dict[str, str],
         with Client(app) as client:
             response = client.lambda_.invoke("connect", testkit.connect_event("env1", token=token))
         assert response.payload == {"statusCode": 200}
-        assert runtime.streamer().storage.get_connection("env1") is not None
+        assert runtime.streamer().services.storage.get_connection("env1") is not None
     finally:
         runtime.reset()
 
@@ -97,4 +97,4 @@ def test_push_data_nested_too_deeply_is_bad_request(harness: Harness) -> None:
     for _ in range(5000):
         data = [data]
     with pytest.raises(BadRequest, match="nests too deeply"):
-        harness.streamer.prepare_message("t1", "system", "c", data)
+        harness.streamer.services.prepare_message("t1", "system", "c", data)

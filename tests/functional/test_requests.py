@@ -355,7 +355,7 @@ def test_abandoned_running_request_is_failed_when_looked_at(harness: Harness) ->
     """A request left running past its lease (its invocation died) reads back as failed."""
     c = harness.connect()
     rid = request(harness, c, "echo", {})
-    assert harness.streamer.requests.claim(rid, lease_until=harness.streamer.now() - 1)
+    assert harness.streamer.services.requests.claim(rid, lease_until=harness.clock() - 1)
     status = harness.send(c, {"action": "status", "request_id": rid, "id": "q"})
     assert status["state"] == "failed" and "time budget" in status["error"]["message"]
     process(harness, testkit.insert_record(row(harness, rid)))  # a late redelivery

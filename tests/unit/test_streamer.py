@@ -1,4 +1,4 @@
-"""The Streamer service over in-memory fakes: endpoint choice and reply paths."""
+"""The app assembled by runtime.build over in-memory fakes: endpoint choice and replies."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 from chalicelib.errors import StorageError
 from chalicelib.interfaces import Sender
 from chalicelib.model import Connection
-from chalicelib.service import Streamer
+from chalicelib.runtime import build
 from chalicelib.settings import Settings
+from chalicelib.streamer import Streamer
 from local import testkit
 from tests.support.fakes import FakeRequestStore, FakeStorage, RecordingSender
 
@@ -24,7 +25,8 @@ def make(ws_endpoint_url: str | None = None) -> tuple[Streamer, RecordingSender,
         return sender
 
     settings = Settings(jwt_secret=SECRET, ws_endpoint_url=ws_endpoint_url)
-    streamer = Streamer(settings, FakeStorage(), factory, requests=FakeRequestStore())
+    streamer = build(settings=settings, storage=FakeStorage(), requests=FakeRequestStore(),
+                     sender_factory=factory)
     return streamer, sender, endpoints
 
 
@@ -58,7 +60,7 @@ def test_reply_to_a_gone_client_removes_it() -> None:
     connect(streamer, "c1")
     sender.gone.add("c1")
     streamer.message(testkit.message_event("c1", {"action": "ping"}))
-    assert streamer.storage.get_connection("c1") is None
+    assert streamer.services.storage.get_connection("c1") is None
 
 
 def test_publish_delivers_to_subscribers_in_memory() -> None:
@@ -85,8 +87,8 @@ def test_storage_failure_answers_internal_and_the_connection_stays_usable() -> N
     """A DynamoDB failure inside an action gives an internal error frame with the frame's id."""
     sender = RecordingSender()
     settings = Settings(jwt_secret=SECRET)
-    streamer = Streamer(settings, BrokenStorage(), lambda endpoint: sender,
-                        requests=FakeRequestStore())
+    streamer = build(settings=settings, storage=BrokenStorage(), requests=FakeRequestStore(),
+                     sender_factory=lambda endpoint: sender)
     connect(streamer, "c1")
     streamer.message(testkit.message_event("c1", {"action": "subscribe", "channel": "x",
                                                   "id": "s"}))
@@ -94,3 +96,23 @@ def test_storage_failure_answers_internal_and_the_connection_stays_usable() -> N
     frames = [json.loads(data) for _, data in sender.posts]
     assert frames == [{"type": "error", "code": "internal", "message": "internal error",
                        "id": "s"}, {"type": "pong", "id": "p"}]
+
+
+def test_build_over_fakes_loads_no_boto3() -> None:
+    """Assembling the app over given adapters builds no AWS client: the defaults that
+    need one (the idempotency store) wait for their first use."""
+    import subprocess
+    import sys
+
+    code = ("from chalicelib.runtime import build\n"
+            "from chalicelib.settings import Settings\n"
+            "from local.memory import MemoryRequestStore, MemoryStorage\n"
+            "import sys\n"
+            "before = set(sys.modules)\n"
+            "build(settings=Settings(jwt_secret='s' * 32), storage=MemoryStorage(),\n"
+            "      requests=MemoryRequestStore(), sender_factory=lambda endpoint: None)\n"
+            "print(sorted(m for m in set(sys.modules) - before\n"
+            "             if m.split('.')[0] in ('boto3', 'botocore')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    assert out == "[]"
