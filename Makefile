@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit functional e2e lock clean package
+.PHONY: run test lint typecheck unit functional e2e lock clean package docs
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# Rewrite the generated tables in README.md and docs/local.md from the declarations
+# (chalicelib/settings.py, local/flags.py); make test fails while one is stale.
+docs: $(STAMP)
+	$(PY) -m local.docs_tables
 
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable > constraints.txt

@@ -33,6 +33,7 @@ import boto3
 from chalicelib.settings import Settings
 from chalicelib.tables import create_tables
 from local.dynamodb_server import DynamoDBServer
+from local.flags import DEFAULT_REGION, DEFAULT_TABLE_PREFIX
 from local.gateway import Gateway
 from local.poller import StreamPoller
 from local.settings import Faults, GatewaySettings
@@ -44,8 +45,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # For local runs only: >= 32 bytes as the app requires, and named so that nobody can
 # mistake it for a real secret. `python -m local token` signs with the same default.
 DEFAULT_JWT_SECRET = "streamer-local-development-secret-never-deploy"
-DEFAULT_TABLE_PREFIX = "streamer_"
-DEFAULT_REGION = "us-east-1"
 
 
 def jwt_secret(env: MutableMapping[str, str] | None = None) -> str:
