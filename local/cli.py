@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -31,6 +32,8 @@ from local.settings import SettingsError
 from local.stack import LocalStack, StackOptions, jwt_secret
 
 READY_LINE = "Streamer local gateway ready: {url}"
+DYNAMODB_LINE = ("DynamoDB: {endpoint} (tables {prefix}*; any credentials, region {region}: "
+                 "aws dynamodb list-tables --endpoint-url {endpoint} --region {region})")
 log = logging.getLogger("local")
 
 
@@ -116,7 +119,11 @@ async def serve(options: StackOptions) -> None:
         gateway = await stack.start()
         log.info("@connections endpoint %s; Lambda endpoint %s; tables %s*",
                  gateway.connections_url, gateway.http_url, options.table_prefix)
+        # stdout carries exactly these two lines (docs/local.md); logs go to stderr.
         print(READY_LINE.format(url=gateway.url), flush=True)
+        print(DYNAMODB_LINE.format(endpoint=stack.dynamodb_endpoint_url,
+                                   prefix=options.table_prefix, region=options.region),
+              flush=True)
         await stopping.wait()
         log.info("stopping")
     finally:
@@ -163,4 +170,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         eventloop.run(serve(options))
     except ConfigError as exc:  # raised by LocalStack.start before anything started
         return _config_error(exc)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"python -m local: error: {options.host}:{options.port} is already in use; "
+              "stop what holds it or pick another port (--port N, PORT=N)", file=sys.stderr)
+        return 2
     return 0

@@ -79,6 +79,9 @@ IDLE = (1001, "Going away (idle timeout)")
 AGED = (1001, "Going away (maximum connection duration)")
 SHUTDOWN = (1001, "Going away (gateway shutting down)")
 TOO_BIG = (MESSAGE_TOO_BIG, "Message too big")
+# API Gateway: "If a client app sends a binary frame, API Gateway rejects it and
+# disconnects the client with code 1003" (WebSocket APIs take text frames only).
+BINARY = (1003, "Binary frames are not supported")
 
 
 @dataclass(eq=False)
@@ -194,6 +197,11 @@ class Gateway:
         web_app.router.add_post(
             "/2015-03-31/functions/{function_name}/invocations", self._invoke_function
         )
+        # The emulator's own control API (not API Gateway's): faults chosen at run time.
+        web_app.router.add_get("/_local/connections", self._list_connections)
+        web_app.router.add_route("PUT", "/_local/faults/gone/{connection_id}", self._gone_on)
+        web_app.router.add_route("DELETE", "/_local/faults/gone/{connection_id}",
+                                 self._gone_off)
         # FrontDoor bounds the head at MAX_HEAD_BYTES; aiohttp's own limits must not be
         # lower, or a token the app should refuse with 401 gets aiohttp's 400 instead.
         self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0,
@@ -344,7 +352,10 @@ class Gateway:
         ws = connection.ws
         while True:
             message = await ws.receive()
-            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            if message.type == WSMsgType.BINARY:
+                self._close(connection, *BINARY)
+                continue  # the close handshake ends the loop
+            if message.type == WSMsgType.TEXT:
                 connection.touch()
                 # Bounded per connection: a flooding client waits (TCP back-pressure)
                 # instead of queueing unbounded invocations. Tasks start in arrival
@@ -454,10 +465,28 @@ class Gateway:
             return Reply(204)
         return Reply.json({
             "connectedAt": events.iso8601(target.client.connected_at),
-            "identity": {"sourceIp": target.client.source_ip,
-                         "userAgent": target.client.user_agent},
+            "identity": events.identity(target.client),
             "lastActiveAt": events.iso8601(target.last_active_ms),
         })
+
+    # -- the control API ---------------------------------------------------------
+
+    async def _list_connections(self, request: web.Request) -> web.Response:
+        """The open connections, oldest first, to pick one for a fault."""
+        return web.json_response([
+            {"connectionId": c.id, "connectedAt": events.iso8601(c.client.connected_at),
+             "identity": events.identity(c.client)}
+            for c in sorted(self._connections.values(), key=lambda c: c.client.connected_at)
+        ])
+
+    async def _gone_on(self, request: web.Request) -> web.Response:
+        """From now on, @connections calls for this id answer 410 (--gone-connection)."""
+        self.faults.gone_connections.add(request.match_info["connection_id"])
+        return web.Response(status=204)
+
+    async def _gone_off(self, request: web.Request) -> web.Response:
+        self.faults.gone_connections.discard(request.match_info["connection_id"])
+        return web.Response(status=204)
 
     def _target(self, stage: str, connection_id: str) -> Connection | Reply:
         """The live connection a management call names, or the error AWS would answer."""

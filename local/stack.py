@@ -115,6 +115,7 @@ class LocalStack:
         self.options = options
         self.env = os.environ if env is None else env
         self.dynamodb: DynamoDBServer | None = None
+        self.dynamodb_endpoint_url = ""  # known once start() has it
         self.gateway: Gateway | None = None
         self.poller: StreamPoller | None = None
 
@@ -164,6 +165,7 @@ class LocalStack:
         if endpoint is None:
             self.dynamodb = DynamoDBServer()
             endpoint = await asyncio.to_thread(self.dynamodb.start)
+        self.dynamodb_endpoint_url = endpoint
         self.env.pop("AWS_PROFILE", None)
         http_base = f"http://{opts.host}:{opts.port}"
         self.env.update(self.app_values(
