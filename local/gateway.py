@@ -50,6 +50,7 @@ from local.framing import MESSAGE_TOO_BIG, FrameGuard, install_guard
 from local.lambda_processes import ProcessInvoker
 from local.lambda_runtime import Handler, Invocation, Invoker
 from local.settings import Faults, GatewaySettings, SettingsError
+from local.tls import LocalTls
 
 log = logging.getLogger("local.gateway")
 
@@ -134,8 +135,13 @@ class Gateway:
         app_spec: str | None = None,
         lambda_env: Mapping[str, str] | None = None,
         lambda_setup: str | None = None,
+        tls: LocalTls | None = None,
     ) -> None:
         self.app = app
+        # With ``tls``, @connections is also served over https on a second port, for
+        # Chalice's app.websocket_api (https only; see local/tls.py).
+        self.tls = tls
+        self.tls_port = 0
         self.host = host
         self.port = port
         self.settings = settings or GatewaySettings()
@@ -154,6 +160,7 @@ class Gateway:
         self._served: set[Connection] = set()  # open or still running $disconnect
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
+        self._tls_server: asyncio.Server | None = None
         # Sockets aiohttp does not track: undecided (FrontDoor) or @connections ones.
         self._management_sockets: weakref.WeakSet[FrontDoor | ConnectionsProtocol] = (
             weakref.WeakSet())
@@ -176,6 +183,13 @@ class Gateway:
     def connections_url(self) -> str:
         """The @connections endpoint (endpoint_url for ``apigatewaymanagementapi``)."""
         return f"{self.http_url}/{self.settings.stage}"
+
+    @property
+    def tls_connections_url(self) -> str | None:
+        """The @connections endpoint over https, when the gateway has ``tls``."""
+        if self.tls is None:
+            return None
+        return f"https://{self.host}:{self.tls_port}/{self.settings.stage}"
 
     @property
     def api(self) -> ApiIdentity:
@@ -226,6 +240,14 @@ class Gateway:
         self._server = await loop.create_server(front_door, self.host, self.port,
                                                 backlog=4096, reuse_address=True)
         self.port = int(self._server.sockets[0].getsockname()[1])
+        if self.tls is not None:
+            self._tls_server = await loop.create_server(
+                front_door, self.host, 0, backlog=4096, reuse_address=True,
+                # A kept-alive client (boto3's pool) never answers close_notify while
+                # idle: without a short bound, stop() would wait 30 s per socket.
+                ssl=self.tls.context, ssl_shutdown_timeout=1.0)
+            self.tls_port = int(self._tls_server.sockets[0].getsockname()[1])
+            self._configure_websocket_api()
         self._sweeper = asyncio.create_task(self._sweep())
         log.info("gateway listening on %s", self.url)
 
@@ -241,6 +263,9 @@ class Gateway:
             await asyncio.sleep(0.02)
         if self._background:
             await asyncio.wait(self._background, timeout=self.settings.lambda_timeout)
+        if self._tls_server is not None:
+            self._tls_server.close()
+            self._tls_server = None
         if self._server is not None:
             self._server.close()
             for protocol in list(self._management_sockets):
@@ -253,6 +278,22 @@ class Gateway:
         await loop.run_in_executor(None, self.invoker.shutdown)
         if self.processes is not None:
             await loop.run_in_executor(None, self.processes.shutdown)
+
+    def _configure_websocket_api(self) -> None:
+        """Point Chalice's ``app.websocket_api`` at the https @connections endpoint, with
+        its public ``configure``: Chalice would otherwise build
+        ``https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`` from the first event
+        (it keeps the first endpoint it is given)."""
+        websocket_api = getattr(self.app, "websocket_api", None)
+        if websocket_api is None:
+            return
+        # configure() keeps the first endpoint for good, and Chalice has no public way
+        # to re-point it: a second gateway for the same app object (a test's, a reload's)
+        # must forget the first one's endpoint and the client built for it.
+        for stale in ("_endpoint", "_client"):
+            if hasattr(websocket_api, stale):
+                setattr(websocket_api, stale, None)
+        websocket_api.configure(f"{self.host}:{self.tls_port}", self.settings.stage)
 
     async def start_lambda_processes(self) -> None:
         """Start the worker processes now rather than at the first Event invocation

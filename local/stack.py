@@ -37,6 +37,7 @@ from local.flags import DEFAULT_REGION, DEFAULT_TABLE_PREFIX
 from local.gateway import Gateway
 from local.poller import StreamPoller
 from local.settings import Faults, GatewaySettings
+from local.tls import make_local_tls
 
 log = logging.getLogger("local.stack")
 
@@ -179,9 +180,12 @@ class LocalStack:
             client.close()
         if "requests" in arns:
             self.env["REQUESTS_STREAM_ARN"] = arns["requests"]
+        # https for @connections too: Chalice's app.websocket_api posts only over TLS.
+        tls = make_local_tls()
+        self.env["AWS_CA_BUNDLE"] = str(tls.cert_path)
         app = load_app(opts.app_spec)
         self.gateway = Gateway(app, opts.host, opts.port, opts.settings, opts.faults, opts.region,
-                               app_spec=opts.app_spec, lambda_env=self.env)
+                               app_spec=opts.app_spec, lambda_env=self.env, tls=tls)
         await self.gateway.start()
         # With port 0 the URLs are known only now; no invocation has run yet (the loop
         # has not turned since the socket was bound), and the app reads them lazily.
