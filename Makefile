@@ -5,12 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit functional e2e lock clean package
+.PHONY: run test lint typecheck unit functional e2e lock clean package docs
 
+# The first install takes 1-3 minutes: it says so, then pip shows each package.
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@echo "Installing the pinned dependencies into $(VENV) (first run: 1-3 minutes)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off \
+		-r requirements-dev.txt
 	touch $(STAMP)
+	@echo "Installed; $(VENV) is ready."
 
 run: $(STAMP)
 	$(PY) -m local
@@ -32,6 +36,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# Rewrite the generated tables in README.md and docs/local.md from the declarations
+# (chalicelib/settings.py, local/flags.py); make test fails while one is stale.
+docs: $(STAMP)
+	$(PY) -m local.docs_tables
 
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable > constraints.txt

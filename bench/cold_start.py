@@ -15,7 +15,7 @@ Each sample is a new interpreter (what a Lambda cold start pays). Two measuremen
   connection (it reads the row, then posts a pong to ``@connections``); Streamer's
   ``connect`` with a valid token (it writes the row). They run against moto's
   DynamoDB server (``local.dynamodb_server``) and a recording ``@connections`` sink
-  (``tests/support/sink.py``) on 127.0.0.1, with the environment the deployment sets
+  (``local/sink.py``) on 127.0.0.1, with the environment the deployment sets
   (``FANOUT_FUNCTION_NAME`` included) and dummy credentials. ``cryptography`` is
   hidden from these children: the deployment zip has none (moto needs it in the
   venv), and PyJWT and botocore import it when present.
@@ -195,7 +195,7 @@ class Stack:
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         """Two fresh events of ``kind`` (the first call's and the second's)."""
-        from chalicelib import testing
+        from local import testkit as testing
 
         if kind == "ping":
             return [testing.message_event(self.ping_connection, {"action": "ping", "id": "p"})
@@ -203,7 +203,7 @@ class Stack:
         return [self.connect_event(testing.connection_id()) for _ in range(2)]
 
     def connect_event(self, connection_id: str) -> dict[str, Any]:
-        from chalicelib import testing
+        from local import testkit as testing
 
         token = testing.make_token(SECRET, user_id="cold", tenant_id=TENANT)
         return testing.connect_event(connection_id, token=token)
@@ -214,11 +214,11 @@ def stack() -> Iterator[Stack]:
     """moto's DynamoDB server and a @connections sink on loopback, the tables created."""
     import boto3
 
-    from chalicelib import testing
     from chalicelib.tables import create_tables
+    from local import testkit as testing
     from local.dynamodb_server import DynamoDBServer
+    from local.sink import ConnectionsSink
     from local.stack import app_environment
-    from tests.support.sink import ConnectionsSink
 
     sink = ConnectionsSink().start()
     try:
@@ -378,7 +378,7 @@ PROFILE_ROWS = (
      "__init__"),
     ("the DynamoDB call (DynamoStorage.get_connection)", "chalicelib/storage.py",
      "get_connection"),
-    ("sender setup (Streamer.fanout_for)", "chalicelib/service.py", "fanout_for"),
+    ("sender setup (Services.fanout_for)", "chalicelib/services.py", "fanout_for"),
     ("credentials resolved (Session.get_credentials)", "botocore/session.py",
      "get_credentials"),
     ("the pong's POST (Fanout.send)", "chalicelib/sending.py", "send"),

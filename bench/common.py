@@ -222,7 +222,7 @@ def serve_commands(conn: Connection, commands: Mapping[str, Callable[..., Any]])
 # --- WebSocket clients -----------------------------------------------------------------
 
 def token_url(base: str, user_id: str, permissions: tuple[str, ...] = ("read",)) -> str:
-    from chalicelib.testing import make_token
+    from local.testkit import make_token
 
     token = make_token(SECRET, user_id=user_id, tenant_id=TENANT, permissions=permissions,
                        ttl_seconds=3600)

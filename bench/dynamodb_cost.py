@@ -11,7 +11,7 @@ seeded with BatchWriteItem by an uncounted client (1,000 transactional subscribe
 moto cost O(n^2): it deep-copies tables per transaction).
 
 Handlers are driven through the Streamer methods ``app.py``'s handlers call, with
-API Gateway events from ``chalicelib.testing``.
+API Gateway events from ``local.testkit``.
 
     .venv/bin/python -m bench.dynamodb_cost [--json]
 """
@@ -219,12 +219,12 @@ def capacity_units(operation: str, params: dict[str, Any], parsed: dict[str, Any
 
 def seed_subscribers(client: Any, table: str, channel: str, count: int) -> None:
     """Put ``count`` subscription rows as DynamoStorage.subscribe writes them."""
-    from chalicelib import testing
     from chalicelib.model import channel_key, shard_of
+    from local import testkit
 
     rows = []
     for _ in range(count):
-        cid = testing.connection_id()
+        cid = testkit.connection_id()
         rows.append({"PutRequest": {"Item": {
             "channel_key": {"S": channel_key(TENANT, channel, shard_of(cid, SHARDS))},
             "connection_id": {"S": cid}, "tenant_id": {"S": TENANT},
@@ -236,19 +236,19 @@ def seed_subscribers(client: Any, table: str, channel: str, count: int) -> None:
 def _scenario(streamer: Any, admin: Any, table: str,
               phase: Callable[[str, int], AbstractContextManager[None]]) -> None:
     """Each operation a few times, each inside its phase; publish channels seeded first."""
-    from chalicelib import testing
+    from local import testkit
 
-    token = testing.make_token(SECRET, user_id="u1", tenant_id=TENANT,
+    token = testkit.make_token(SECRET, user_id="u1", tenant_id=TENANT,
                                permissions=["read", "write"])
 
     def connect(cid: str) -> None:
-        streamer.connect(testing.connect_event(cid, token=token))
+        streamer.connect(testkit.connect_event(cid, token=token))
 
     def message(cid: str, body: dict[str, Any]) -> None:
-        streamer.message(testing.message_event(cid, body))
+        streamer.message(testkit.message_event(cid, body))
 
     reps = 5
-    ids = [testing.connection_id() for _ in range(reps)]
+    ids = [testkit.connection_id() for _ in range(reps)]
     with phase("connect", reps):
         for cid in ids:
             connect(cid)
@@ -267,14 +267,14 @@ def _scenario(streamer: Any, admin: Any, table: str,
                 message(publisher, {"action": "publish", "channel": channel,
                                     "data": {"p": 1}, "id": "p"})
     for k in DISCONNECT_SUBSCRIPTIONS:
-        cids = [testing.connection_id() for _ in range(3)]
+        cids = [testkit.connection_id() for _ in range(3)]
         for cid in cids:
             connect(cid)
             for i in range(k):
                 message(cid, {"action": "subscribe", "channel": f"d{i}", "id": "s"})
         with phase(f"disconnect ({k} subscriptions)", len(cids)):
             for cid in cids:
-                streamer.disconnect(testing.disconnect_event(cid))
+                streamer.disconnect(testkit.disconnect_event(cid))
 
 
 def run() -> dict[str, Any]:

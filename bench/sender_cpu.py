@@ -90,7 +90,7 @@ def boto3_path(endpoint: str) -> Post:
     import boto3
     from botocore.config import Config
 
-    # The configuration chalicelib.sending.ManagementApiSender uses.
+    # The configuration chalicelib.management_api.ManagementApiSender uses.
     client = boto3.client(
         "apigatewaymanagementapi", endpoint_url=endpoint, region_name=REGION,
         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,

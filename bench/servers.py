@@ -25,7 +25,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -56,23 +56,6 @@ def bench_env(gateway_connections_url: str, gateway_http_url: str,
     return values
 
 
-def sender_factory(settings: Any, kind: str) -> Callable[[str], Any]:
-    """The @connections sender: ``fast`` (chalicelib.fast_sender) or ``boto3``.
-
-    Mirrors runtime.build's ``SENDER`` setting: the benchmark builds its own Streamer
-    (in-memory storage), so it chooses the sender the same way here.
-    """
-    from chalicelib.sending import ManagementApiSender
-
-    if kind == "fast":
-        from chalicelib.fast_sender import FastSender
-
-        return lambda endpoint: FastSender(endpoint, settings.region,
-                                           pool_size=settings.fanout_concurrency)
-    return lambda endpoint: ManagementApiSender.for_endpoint(
-        endpoint, settings.region, settings.fanout_concurrency)
-
-
 def fast_sender_available() -> bool:
     try:
         from chalicelib.fast_sender import FastSender  # noqa: F401
@@ -82,30 +65,17 @@ def fast_sender_available() -> bool:
 
 
 def build_streamer(env: Mapping[str, str], storage: Any) -> Any:
-    """The app's Streamer over ``storage``, with workers invoked through the gateway."""
-    import json
-
-    import boto3
-
-    from chalicelib.service import Streamer
+    """The app as it ships (``runtime.build``: its sender, its fan-out workers' Lambda
+    invoker and idempotency store) over in-memory ``storage`` and request store. The
+    idempotency store is Powertools' DynamoDB layer on the benchmark's own moto (or an
+    in-memory one, when ``env`` names no DynamoDB): it costs what it costs in a worker."""
+    from chalicelib import runtime
     from chalicelib.settings import Settings
-    from local.memory import MemoryRequestStore
+    from local.memory import MemoryIdempotencyStore, MemoryRequestStore
 
     settings = Settings.from_env(env)
-    invoke = None
-    if settings.fanout_function_name:
-        client = boto3.client("lambda", endpoint_url=settings.lambda_endpoint_url,
-                              region_name=settings.region)
-
-        def invoke(function_name: str, payload: dict[str, Any]) -> None:
-            client.invoke(FunctionName=function_name, InvocationType="Event",
-                          Payload=json.dumps(payload).encode())
-
-    kind = str(getattr(settings, "sender", env.get("SENDER", "fast")))
-    # No idempotency store: it lives in DynamoDB, and this run has none (workers are
-    # never retried here, so it would only add writes).
-    return Streamer(settings, storage, sender_factory(settings, kind),
-                    requests=MemoryRequestStore(), invoke=invoke)
+    return runtime.build(settings=settings, storage=storage, requests=MemoryRequestStore(),
+                         idempotency=MemoryIdempotencyStore())
 
 
 def quiet_output(name: str) -> None:

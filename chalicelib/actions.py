@@ -1,21 +1,25 @@
 """The built-in actions of PROTOCOL.md section 2: ping, subscribe, unsubscribe, publish.
 
-Each is one function registered in :data:`chalicelib.dispatch.actions`; see that
-module for how to add another.
+:func:`register` adds them to a table; chalicelib/dispatch.py says how actions work.
 """
 
 from __future__ import annotations
 
-from chalicelib.dispatch import ActionContext, Reply, actions
+from chalicelib.dispatch import ActionContext, ActionTable, Reply
 from chalicelib.protocol import Frame, ack, pong
 
 
-@actions.action("ping")
+def register(table: ActionTable) -> None:
+    table.add("ping", ping)
+    table.add("subscribe", subscribe, permission="read")
+    table.add("unsubscribe", unsubscribe)
+    table.add("publish", publish, permission="write")
+
+
 def ping(ctx: ActionContext, frame: Frame) -> Reply:
     return pong(frame.id)
 
 
-@actions.action("subscribe", permission="read")
 def subscribe(ctx: ActionContext, frame: Frame) -> Reply:
     channel = frame.channel()
     ctx.services.storage.subscribe(
@@ -24,14 +28,12 @@ def subscribe(ctx: ActionContext, frame: Frame) -> Reply:
     return ack(frame.id, "subscribe", channel=channel)
 
 
-@actions.action("unsubscribe")
 def unsubscribe(ctx: ActionContext, frame: Frame) -> Reply:
     channel = frame.channel()
     ctx.services.storage.unsubscribe(ctx.connection, channel)
     return ack(frame.id, "unsubscribe", channel=channel)
 
 
-@actions.action("publish", permission="write")
 def publish(ctx: ActionContext, frame: Frame) -> Reply:
     channel = frame.channel()
     data = frame.json_value("data")

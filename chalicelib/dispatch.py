@@ -1,13 +1,11 @@
 """Routing on the frame's ``action``: a table of actions and the context they get.
 
-Adding an action is one decorated function, in any module imported at start-up::
-
-    from chalicelib.dispatch import actions, ActionContext
-    from chalicelib.protocol import Frame, ack
-
-    @actions.action("greet", permission="read")
-    def greet(ctx: ActionContext, frame: Frame) -> dict:
-        return ack(frame.id, "greet", hello=ctx.connection.user_id)
+An action is a function ``(ActionContext, Frame) -> Reply`` added to an
+:class:`ActionTable` by name, explicitly: the built-in ones by
+:func:`chalicelib.actions.register` and :func:`chalicelib.request_actions.register`,
+an application's own by ``chalicelib/custom.py`` (see the README), all assembled by
+:func:`chalicelib.registry.default_actions`. Nothing registers itself on import, so a
+test builds the table it needs and no test's action leaks into another's.
 
 The handler returns the reply frame (or ``None`` for no reply) and raises a
 :class:`FrameError` to refuse; the dispatcher checks the permission first, sends the
@@ -23,11 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chalicelib.errors import Forbidden, FrameError, UnknownAction
+from chalicelib.interfaces import RequestStore, Storage
 from chalicelib.model import Connection, Outgoing
 from chalicelib.protocol import Frame
-from chalicelib.request_store import RequestStore
 from chalicelib.settings import Settings
-from chalicelib.storage import Storage
+from chalicelib.tasks import TaskTable
 
 Reply = dict[str, Any] | None
 Handler = Callable[["ActionContext", Frame], Reply]
@@ -39,6 +37,7 @@ class Services(Protocol):
     settings: Settings
     storage: Storage
     requests: RequestStore
+    tasks: TaskTable
 
     def now(self) -> float: ...
 
@@ -82,13 +81,12 @@ class ActionTable:
     def __init__(self) -> None:
         self._actions: dict[str, Action] = {}
 
-    def action(self, name: str, *, permission: str | None = None) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            if name in self._actions:
-                raise ValueError(f"action {name!r} is registered twice")
-            self._actions[name] = Action(name, handler, permission)
-            return handler
-        return register
+    def add(self, name: str, handler: Handler, *, permission: str | None = None) -> None:
+        """Route frames whose ``action`` is ``name`` to ``handler``, for connections
+        holding ``permission`` (any connection when None)."""
+        if name in self._actions:
+            raise ValueError(f"action {name!r} is registered twice")
+        self._actions[name] = Action(name, handler, permission)
 
     def get(self, frame: Frame) -> Action:
         found = self._actions.get(frame.action)
@@ -111,5 +109,3 @@ def run(action: Action, ctx: ActionContext, frame: Frame) -> Reply:
             exc.frame_id = frame.id
         raise
 
-
-actions = ActionTable()

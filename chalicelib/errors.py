@@ -17,10 +17,11 @@
         ├── GoneError          410: the connection is gone; delete it
         ├── ThrottledError     429: retry with backoff
         ├── PayloadTooLarge    413: never retried
+        ├── ForbiddenSend      403: never retried (the role may not post)
         └── ServerError        5xx: retry with backoff
 
-Only the adapters (storage, sending) catch botocore errors; everything above them
-sees these.
+Only the adapters (storage, request_store, dynamodb, management_api, fast_sender)
+catch botocore errors; everything above them sees these.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 from chalicelib.auth import Identity
 
@@ -61,3 +63,50 @@ class Outgoing:
     channel: str
     message_id: str
     payload: bytes
+
+
+class RequestState(StrEnum):
+    """An asynchronous request's state. States move forward only, and every move is one
+    conditional update, so concurrent movers (a processor, a duplicate processor, a
+    ``cancel``, a disconnect) cannot both win::
+
+        pending ──claim──> running ──finish──> succeeded | failed
+           │                  │
+           └──── cancel ──────┴──> cancelled
+
+    A str, so it is its own wire and DynamoDB value.
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One asynchronous request, as stored."""
+
+    request_id: str
+    tenant_id: str
+    user_id: str
+    connection_id: str
+    kind: str
+    payload: dict[str, Any]
+    state: RequestState
+    endpoint: str
+    created_at_ms: int
+    expires_at: int
+    progress: float = 0.0
+    result: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+    lease_until: float | None = None
+
+    def owned_by(self, tenant_id: str, user_id: str) -> bool:
+        return self.tenant_id == tenant_id and self.user_id == user_id
+
+    def lease_expired(self, now: float) -> bool:
+        return (self.state == RequestState.RUNNING and self.lease_until is not None
+                and self.lease_until < now)

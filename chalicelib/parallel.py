@@ -17,19 +17,14 @@ retry; size shard groups so a worker finishes well inside its timeout.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-
 from chalicelib.errors import BadRequest, InvokeError
+from chalicelib.interfaces import Invoke, Storage
 from chalicelib.model import Outgoing
 from chalicelib.observability import logger
 from chalicelib.sending import DeliveryReport, Fanout
-from chalicelib.storage import Storage
-
-Invoke = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -128,6 +123,13 @@ class ParallelFanout:
         """Deliver ``job``'s shards, each at most once; the summed report."""
         deliver = self._deliver_shard
         if self._idempotency is not None:
+            # Deferred: Powertools' idempotency package imports boto3 (~100 ms of every
+            # cold start), and only workers need it.
+            from aws_lambda_powertools.utilities.idempotency import (
+                IdempotencyConfig,
+                idempotent_function,
+            )
+
             config = IdempotencyConfig(expires_after_seconds=3600)
             if context is not None and hasattr(context, "get_remaining_time_in_millis"):
                 config.register_lambda_context(context)

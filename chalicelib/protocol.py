@@ -152,16 +152,36 @@ def error(code: str, message: str, frame_id: str | None = None,
     return _with_id({"type": "error", "code": code, "message": message, **fields}, frame_id)
 
 
-def message(channel: str, message_id: str, data: Any, user_id: str,
+def message(channel: str | None, message_id: str, data: Any, user_id: str,
             ts_ms: int) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "channel": channel,
-        "message_id": message_id,
-        "data": data,
-        "sender": {"user_id": user_id},
-        "ts": ts_ms,
-    }
+    """A channel message, or (``channel`` None) a message pushed to a user."""
+    frame: dict[str, Any] = {"type": "message"}
+    if channel is not None:
+        frame["channel"] = channel
+    frame.update(message_id=message_id, data=data, sender={"user_id": user_id}, ts=ts_ms)
+    return frame
+
+
+def progress(request_id: str, fraction: float, detail: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "progress", "request_id": request_id, "progress": fraction,
+            "detail": detail}
+
+
+def result(request_id: str, data: Any) -> dict[str, Any]:
+    return {"type": "result", "request_id": request_id, "data": data}
+
+
+def request_state(frame_id: str | None, request_id: str, state: str, progress: float, *,
+                  result: Any = _MISSING,
+                  error: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The answer to ``status``: a request's state, with its result or error when final."""
+    frame: dict[str, Any] = {"type": "request", "request_id": request_id, "state": state,
+                             "progress": progress}
+    if result is not _MISSING:
+        frame["result"] = result
+    if error is not None:
+        frame["error"] = {"code": error[0], "message": error[1]}
+    return _with_id(frame, frame_id)
 
 
 def encode(frame: dict[str, Any]) -> bytes:

@@ -12,17 +12,11 @@ import uuid
 from typing import Any
 
 from chalicelib import protocol
-from chalicelib.dispatch import ActionContext, Reply, actions
+from chalicelib.dispatch import ActionContext, ActionTable, Reply
 from chalicelib.errors import BadRequest, LimitExceeded, NotFound, StorageError
-from chalicelib.processor import expire_abandoned
+from chalicelib.leases import expire_abandoned
+from chalicelib.model import RequestRecord, RequestState
 from chalicelib.protocol import Frame, ack
-from chalicelib.request_store import (
-    FAILED,
-    PENDING,
-    SUCCEEDED,
-    RequestRecord,
-)
-from chalicelib.tasks import tasks
 
 # Longer ids cannot exist (ours are 32 hex digits); whatever their length (the frame
 # bounds it), they answer not_found like any unknown id, as docs/protocol.md says, and
@@ -30,10 +24,16 @@ from chalicelib.tasks import tasks
 MAX_LOOKUP_ID_CHARS = 64
 
 
-@actions.action("request", permission="write")
+def register(table: ActionTable) -> None:
+    table.add("request", request, permission="write")
+    table.add("cancel", cancel)
+    table.add("status", status)
+
+
 def request(ctx: ActionContext, frame: Frame) -> Reply:
     kind = frame.string("kind", max_chars=64)
     payload = frame.object("payload")
+    tasks = ctx.services.tasks
     task = tasks.get(kind)
     if task is None:
         raise BadRequest(f"unknown kind '{kind}'; known kinds: {', '.join(tasks.kinds())}")
@@ -43,7 +43,7 @@ def request(ctx: ActionContext, frame: Frame) -> Reply:
     now = services.now()
     record = RequestRecord(
         request_id=uuid.uuid4().hex, tenant_id=conn.tenant_id, user_id=conn.user_id,
-        connection_id=conn.connection_id, kind=kind, payload=payload, state=PENDING,
+        connection_id=conn.connection_id, kind=kind, payload=payload, state=RequestState.PENDING,
         endpoint=services.endpoint(), created_at_ms=int(now * 1000),
         expires_at=int(now) + services.settings.result_ttl_seconds,
     )
@@ -73,7 +73,6 @@ def _owned(ctx: ActionContext, frame: Frame) -> RequestRecord:
     return record
 
 
-@actions.action("cancel")
 def cancel(ctx: ActionContext, frame: Frame) -> Reply:
     record = _owned(ctx, frame)
     moved, state = ctx.services.requests.cancel(record.request_id)
@@ -84,7 +83,6 @@ def cancel(ctx: ActionContext, frame: Frame) -> Reply:
     return ack(frame.id, "cancel", request_id=record.request_id, state=state or record.state)
 
 
-@actions.action("status")
 def status(ctx: ActionContext, frame: Frame) -> Reply:
     record = _owned(ctx, frame)
     services = ctx.services
@@ -93,17 +91,15 @@ def status(ctx: ActionContext, frame: Frame) -> Reply:
             int(services.now()) + services.settings.result_ttl_seconds):
         services.storage.release_request(record.connection_id)
         record = services.requests.get(record.request_id) or record
-    return status_frame(frame.id, record)
+    return _status_frame(frame.id, record)
 
 
-def status_frame(frame_id: str | None, record: RequestRecord) -> dict[str, Any]:
-    reply: dict[str, Any] = {"type": "request", "request_id": record.request_id,
-                             "state": record.state, "progress": record.progress}
-    if frame_id is not None:
-        reply["id"] = frame_id
-    if record.state == SUCCEEDED:
-        reply["result"] = record.result
-    if record.state == FAILED:
-        reply["error"] = {"code": record.error_code or "failed",
-                          "message": record.error_message or "failed"}
-    return reply
+def _status_frame(frame_id: str | None, record: RequestRecord) -> dict[str, Any]:
+    if record.state == RequestState.SUCCEEDED:
+        return protocol.request_state(frame_id, record.request_id, record.state,
+                                      record.progress, result=record.result)
+    error = None
+    if record.state == RequestState.FAILED:
+        error = (record.error_code or "failed", record.error_message or "failed")
+    return protocol.request_state(frame_id, record.request_id, record.state, record.progress,
+                                  error=error)

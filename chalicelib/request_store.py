@@ -1,16 +1,8 @@
-"""Asynchronous requests: the record, its state machine, and its DynamoDB adapter.
+"""Asynchronous requests' state machine on DynamoDB: :class:`DynamoRequestStore`.
 
-States move forward only, and every move is one conditional update, so concurrent
-movers (a processor, a duplicate processor, a ``cancel``, a disconnect) cannot both
-win::
-
-    pending ──claim──> running ──finish──> succeeded | failed
-       │                  │
-       └──── cancel ──────┴──> cancelled
-
-A ``running`` request carries ``lease_until``: the end of the invocation that claimed
-it. A request still ``running`` past its lease (its invocation died) is failed by
-whoever looks next (the processor or ``status``), so none stays ``running`` for ever.
+The states and their moves are :class:`chalicelib.model.RequestState`'s; each move here
+is one conditional update. A ``running`` request carries ``lease_until``, whose rule is
+in chalicelib/leases.py.
 """
 
 from __future__ import annotations
@@ -18,79 +10,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib.dynamodb import call, query, update_if
 from chalicelib.errors import StorageError
+from chalicelib.model import RequestRecord, RequestState
 from chalicelib.tables import REQUESTS
-
-PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "pending", "running", "succeeded", "failed", "cancelled")
-FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
-LIVE_STATES = frozenset({PENDING, RUNNING})
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    request_id: str
-    tenant_id: str
-    user_id: str
-    connection_id: str
-    kind: str
-    payload: dict[str, Any]
-    state: str
-    endpoint: str
-    created_at_ms: int
-    expires_at: int
-    progress: float = 0.0
-    result: Any = None
-    error_code: str | None = None
-    error_message: str | None = None
-    lease_until: float | None = None
-
-    def owned_by(self, tenant_id: str, user_id: str) -> bool:
-        return self.tenant_id == tenant_id and self.user_id == user_id
-
-    def lease_expired(self, now: float) -> bool:
-        return self.state == RUNNING and self.lease_until is not None and self.lease_until < now
-
-
-class RequestStore(Protocol):
-    def create(self, record: RequestRecord) -> None: ...
-
-    def get(self, request_id: str) -> RequestRecord | None: ...
-
-    def claim(self, request_id: str, lease_until: float) -> bool:
-        """pending -> running; False if it was not pending."""
-        ...
-
-    def set_progress(self, request_id: str, progress: float) -> bool:
-        """Record progress while running; False if no longer running."""
-        ...
-
-    def finish(self, request_id: str, state: str, *, result: Any = None,
-               error: tuple[str, str] | None = None, expires_at: int,
-               only_if_lease_before: float | None = None) -> bool:
-        """running -> succeeded|failed; False if no longer running."""
-        ...
-
-    def cancel(self, request_id: str) -> tuple[bool, str | None]:
-        """pending|running -> cancelled: whether this call moved it, and the state after
-        the call (None: no such request)."""
-        ...
-
-    def abandon(self, request_id: str, message: str, expires_at: int) -> bool:
-        """pending|running -> failed with ``message``, for a request the processor cannot
-        handle; its payload is replaced by ``{}`` (it may be what could not be read, and
-        a final request needs none). False if it was not live."""
-        ...
-
-    def for_connection(self, connection_id: str) -> list[str]: ...
 
 
 class DynamoRequestStore:
-    """:class:`RequestStore` on the ``requests`` table."""
+    """:class:`chalicelib.interfaces.RequestStore` on the ``requests`` table."""
 
     def __init__(self, client: Any, prefix: str,
                  clock: Callable[[], float] = time.time) -> None:
@@ -130,24 +59,24 @@ class DynamoRequestStore:
     def claim(self, request_id: str, lease_until: float) -> bool:
         return self._update(
             request_id, "SET #s = :running, lease_until = :lease", "#s = :pending",
-            {":running": {"S": RUNNING}, ":pending": {"S": PENDING},
+            {":running": {"S": RequestState.RUNNING}, ":pending": {"S": RequestState.PENDING},
              ":lease": {"N": f"{lease_until:.3f}"}},
         )
 
     def set_progress(self, request_id: str, progress: float) -> bool:
         return self._update(
             request_id, "SET progress = :p", "#s = :running",
-            {":p": {"N": f"{progress:.6f}"}, ":running": {"S": RUNNING}},
+            {":p": {"N": f"{progress:.6f}"}, ":running": {"S": RequestState.RUNNING}},
         )
 
-    def finish(self, request_id: str, state: str, *, result: Any = None,
+    def finish(self, request_id: str, state: RequestState, *, result: Any = None,
                error: tuple[str, str] | None = None, expires_at: int,
                only_if_lease_before: float | None = None) -> bool:
-        assert state in (SUCCEEDED, FAILED)
+        assert state in (RequestState.SUCCEEDED, RequestState.FAILED)
         sets = ["#s = :state", "expires_at = :exp"]
-        values: dict[str, Any] = {":state": {"S": state}, ":running": {"S": RUNNING},
+        values: dict[str, Any] = {":state": {"S": state}, ":running": {"S": RequestState.RUNNING},
                                   ":exp": {"N": str(expires_at)}}
-        if state == SUCCEEDED:
+        if state == RequestState.SUCCEEDED:
             sets += ["progress = :one", "#r = :result"]
             values[":one"] = {"N": "1"}
             values[":result"] = {"S": json.dumps(result, separators=(",", ":"))}
@@ -159,16 +88,16 @@ class DynamoRequestStore:
             condition += " AND lease_until < :now"
             values[":now"] = {"N": f"{only_if_lease_before:.3f}"}
         return self._update(request_id, "SET " + ", ".join(sets), condition, values,
-                            names={"#r": "result"} if state == SUCCEEDED else None)
+                            names={"#r": "result"} if state == RequestState.SUCCEEDED else None)
 
-    def cancel(self, request_id: str) -> tuple[bool, str | None]:
+    def cancel(self, request_id: str) -> tuple[bool, RequestState | None]:
         changed = self._update(
             request_id, "SET #s = :cancelled", "#s IN (:pending, :running)",
-            {":cancelled": {"S": CANCELLED}, ":pending": {"S": PENDING},
-             ":running": {"S": RUNNING}},
+            {":cancelled": {"S": RequestState.CANCELLED}, ":pending": {"S": RequestState.PENDING},
+             ":running": {"S": RequestState.RUNNING}},
         )
         if changed:
-            return True, CANCELLED
+            return True, RequestState.CANCELLED
         record = self.get(request_id)
         return False, None if record is None else record.state
 
@@ -178,9 +107,9 @@ class DynamoRequestStore:
             "SET #s = :failed, payload = :empty, error_code = :code, "
             "error_message = :message, expires_at = :exp",
             "#s IN (:pending, :running)",
-            {":failed": {"S": FAILED}, ":empty": {"S": "{}"}, ":code": {"S": "failed"},
+            {":failed": {"S": RequestState.FAILED}, ":empty": {"S": "{}"}, ":code": {"S": "failed"},
              ":message": {"S": message}, ":exp": {"N": str(expires_at)},
-             ":pending": {"S": PENDING}, ":running": {"S": RUNNING}},
+             ":pending": {"S": RequestState.PENDING}, ":running": {"S": RequestState.RUNNING}},
         )
 
     def for_connection(self, connection_id: str) -> list[str]:
@@ -220,7 +149,7 @@ def record_from_item(item: dict[str, Any]) -> RequestRecord:
             request_id=text("request_id"), tenant_id=text("tenant_id"),
             user_id=text("user_id"), connection_id=text("connection_id"),
             kind=text("kind"), payload=json.loads(text("payload")),
-            state=text("state"), endpoint=text("endpoint"),
+            state=RequestState(text("state")), endpoint=text("endpoint"),
             created_at_ms=int(item["created_at"]["N"]),
             expires_at=int(item["expires_at"]["N"]),
             progress=float(item.get("progress", {"N": "0"})["N"]),

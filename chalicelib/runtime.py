@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chalicelib.parallel import Invoke
-    from chalicelib.service import Streamer
+    from chalicelib.dispatch import ActionTable
+    from chalicelib.interfaces import Invoke, RequestStore, Sender, Storage
+    from chalicelib.services import SenderFactory
     from chalicelib.settings import Settings
+    from chalicelib.streamer import Streamer
+    from chalicelib.tasks import TaskTable
 
 _lock = threading.Lock()
 _instance: Streamer | None = None
@@ -31,56 +34,87 @@ def streamer() -> Streamer:
         return _instance
 
 
-def build(env: Mapping[str, str] | None = None) -> Streamer:
-    """A Streamer wired to DynamoDB and the Management API from ``env``'s settings
-    (the process environment by default, looked up now: chalice.test swaps
-    ``os.environ`` for a copy during an invocation).
+def build(env: Mapping[str, str] | None = None, *, settings: Settings | None = None,
+          dynamodb: Any = None, storage: Storage | None = None,
+          requests: RequestStore | None = None, sender_factory: SenderFactory | None = None,
+          invoke: Invoke | None = None, idempotency: Any = None,
+          actions: ActionTable | None = None, tasks: TaskTable | None = None,
+          clock: Callable[[], float] | None = None) -> Streamer:
+    """The one place the app is assembled. Every collaborator may be given; what is not
+    is built from ``settings`` (read from ``env``, the process environment by default,
+    looked up now: chalice.test swaps ``os.environ`` for a copy during an invocation):
 
-    Only what the first call needs is built here: the DynamoDB client, on one botocore
-    session (no boto3 import: its s3transfer costs a cold start tens of ms) whose
-    credentials the sender reuses. The Lambda client for fan-out workers and the
-    idempotency store, which only large publishes and the workers use, are built when
-    first used (bench/cold_start.py measures the difference).
+    - ``dynamodb``: a botocore DynamoDB client, for the default ``storage``,
+      ``requests`` and ``idempotency`` (built only if one of them needs it);
+    - ``sender_factory``: endpoint -> Sender (FastSender, or boto3's with SENDER=boto3);
+    - ``invoke``: Lambda's asynchronous Invoke for fan-out workers, when
+      FANOUT_FUNCTION_NAME is set;
+    - ``idempotency``: Powertools' persistence layer for the workers' shards (the
+      ``idempotency`` table);
+    - ``actions``/``tasks``: chalicelib/registry.py's defaults (built-ins, custom.py).
     """
-    from botocore.config import Config
+    import time
 
-    from chalicelib.fast_sender import FastSender
-    from chalicelib.request_store import DynamoRequestStore
-    from chalicelib.sending import ManagementApiSender, Sender
-    from chalicelib.service import Streamer
+    from chalicelib.registry import default_actions, default_tasks
+    from chalicelib.services import Services
     from chalicelib.settings import Settings
-    from chalicelib.storage import DynamoStorage
+    from chalicelib.streamer import Streamer
 
-    settings = Settings.from_env(os.environ if env is None else env)
+    if settings is None:
+        settings = Settings.from_env(os.environ if env is None else env)
+    config = settings
+    # One botocore session for every client (no boto3 import: its s3transfer costs a
+    # cold start tens of ms), whose credentials the sender reuses.
     session = _session()
-    dynamodb = session.create_client(
-        "dynamodb",
-        endpoint_url=settings.dynamodb_endpoint_url,
-        region_name=settings.region,
-        config=Config(max_pool_connections=settings.fanout_concurrency + 4,
-                      retries={"mode": "standard", "max_attempts": 4}),
+
+    def db() -> Any:
+        nonlocal dynamodb
+        if dynamodb is None:
+            dynamodb = _dynamodb_client(config, session)
+        return dynamodb
+
+    if storage is None:
+        from chalicelib.storage import DynamoStorage
+
+        storage = DynamoStorage(db(), settings.table_prefix, settings.subscription_shards)
+    if requests is None:
+        from chalicelib.request_store import DynamoRequestStore
+
+        requests = DynamoRequestStore(db(), settings.table_prefix)
+    if idempotency is None:
+        idempotency = _LazyIdempotencyStore(settings, db)
+    if invoke is None and settings.fanout_function_name:
+        invoke = _lambda_invoker(settings, session)
+    services = Services(
+        settings, storage, requests,
+        sender_factory if sender_factory is not None
+        else default_sender_factory(settings, session),
+        actions=actions if actions is not None else default_actions(),
+        tasks=tasks if tasks is not None else default_tasks(),
+        invoke=invoke, idempotency=idempotency,
+        clock=clock if clock is not None else time.time,
     )
-    storage = DynamoStorage(dynamodb, settings.table_prefix, settings.subscription_shards)
+    return Streamer(services)
+
+
+def default_sender_factory(settings: Settings, session: Any = None) -> SenderFactory:
+    """The @connections sender the settings choose: FastSender, or with SENDER=boto3
+    boto3's (the rollback switch, and the choice behind an HTTPS proxy: FastSender does
+    not read HTTPS_PROXY). FastSender takes ``session``'s credentials (resolved once,
+    for the DynamoDB client already), not a second session's."""
+    from chalicelib.fast_sender import FastSender
+    from chalicelib.management_api import ManagementApiSender
 
     def sender_for(endpoint: str) -> Sender:
-        # SENDER=boto3 is the rollback switch, and the choice behind an HTTPS proxy
-        # (FastSender does not read HTTPS_PROXY).
         if settings.sender == "boto3":
             return ManagementApiSender.for_endpoint(
                 endpoint, settings.region, settings.fanout_concurrency)
-        # The session's credentials (resolved once, for the DynamoDB client already),
-        # not a second session's; None makes FastSender raise its ConfigError.
+        credentials = None if session is None else session.get_credentials()
+        # None makes FastSender resolve its own (or raise its ConfigError).
         return FastSender(endpoint, settings.region, pool_size=settings.fanout_concurrency,
-                          credentials=session.get_credentials())
+                          credentials=credentials)
 
-    return Streamer(
-        settings,
-        storage,
-        sender_for,
-        requests=DynamoRequestStore(dynamodb, settings.table_prefix),
-        invoke=_lambda_invoker(settings, session) if settings.fanout_function_name else None,
-        idempotency=_LazyIdempotencyStore(settings, dynamodb),
-    )
+    return sender_for
 
 
 def _session() -> Any:
@@ -92,6 +126,18 @@ def _session() -> Any:
     import botocore.session
 
     return botocore.session.get_session()
+
+
+def _dynamodb_client(settings: Settings, session: Any) -> Any:
+    from botocore.config import Config
+
+    return session.create_client(
+        "dynamodb",
+        endpoint_url=settings.dynamodb_endpoint_url,
+        region_name=settings.region,
+        config=Config(max_pool_connections=settings.fanout_concurrency + 4,
+                      retries={"mode": "standard", "max_attempts": 4}),
+    )
 
 
 def _lambda_invoker(settings: Settings, session: Any) -> Invoke:
@@ -122,11 +168,12 @@ def _lambda_invoker(settings: Settings, session: Any) -> Invoke:
 
 
 class _LazyIdempotencyStore:
-    """Powertools' DynamoDBPersistenceLayer, built at first use (only fan-out workers
-    use it, and its module imports boto3). Powertools only calls its methods and reads
-    its attributes, so delegating attribute access is all a stand-in needs."""
+    """Powertools' DynamoDBPersistenceLayer, built at first use: only fan-out workers
+    use it, and a process that never runs one (or runs on fakes) needs no client for
+    it. Powertools only calls its methods and reads its attributes, so delegating
+    attribute access is all a stand-in needs."""
 
-    def __init__(self, settings: Settings, dynamodb: Any) -> None:
+    def __init__(self, settings: Settings, dynamodb: Callable[[], Any]) -> None:
         self._settings = settings
         self._dynamodb = dynamodb
         self._lock = threading.Lock()
@@ -135,7 +182,7 @@ class _LazyIdempotencyStore:
     def __getattr__(self, name: str) -> Any:
         with self._lock:
             if self._store is None:
-                self._store = _idempotency_store(self._settings, self._dynamodb)
+                self._store = _idempotency_store(self._settings, self._dynamodb())
         return getattr(self._store, name)
 
 

@@ -1,10 +1,10 @@
-"""Sending frames to clients through the API Gateway Management API.
+"""Sending frames to clients: :class:`Fanout`, over any :class:`~chalicelib.interfaces.Sender`.
 
-:class:`Sender` is the interface (post bytes to one connection); :class:`ManagementApiSender`
-is its boto3 adapter, the only place its botocore errors are caught. :class:`Fanout`
-delivers one payload to many connections with a bounded thread pool, retries 429 and
-5xx with bounded, jittered backoff, reports 410 Gone connections to a cleanup
-callback, and never lets one recipient fail the others.
+:class:`Fanout` delivers one payload to many connections with a bounded thread pool,
+retries 429 and 5xx with bounded, jittered backoff, reports 410 Gone connections to a
+cleanup callback, and never lets one recipient fail the others. The senders (the
+adapters that post to the Management API) are in chalicelib/fast_sender.py and
+chalicelib/management_api.py.
 """
 
 from __future__ import annotations
@@ -15,86 +15,10 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.errors import (
-    ForbiddenSend,
-    GoneError,
-    PayloadTooLarge,
-    SendError,
-    ServerError,
-    StreamerError,
-    ThrottledError,
-)
+from chalicelib.errors import GoneError, SendError, StreamerError
+from chalicelib.interfaces import Sender
 from chalicelib.observability import logger
-
-_ERRORS_BY_CODE: dict[str, type[SendError]] = {
-    "GoneException": GoneError,
-    "LimitExceededException": ThrottledError,
-    "TooManyRequestsException": ThrottledError,
-    "PayloadTooLargeException": PayloadTooLarge,
-    "ForbiddenException": ForbiddenSend,
-}
-_ERRORS_BY_STATUS: dict[int, type[SendError]] = {
-    410: GoneError, 429: ThrottledError, 413: PayloadTooLarge, 403: ForbiddenSend,
-}
-
-
-class Sender(Protocol):
-    def post(self, connection_id: str, data: bytes) -> None:
-        """Deliver ``data`` to one connection or raise a :class:`SendError`."""
-        ...
-
-    def close(self) -> None:
-        """Release connections; the sender is not used afterwards."""
-        ...
-
-
-class ManagementApiSender:
-    """:class:`Sender` through boto3's ``apigatewaymanagementapi`` client."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    @classmethod
-    def for_endpoint(cls, endpoint_url: str, region: str | None,
-                     pool_size: int) -> ManagementApiSender:
-        import boto3  # deferred: keeps app.py's import (cold start) free of boto3
-
-        config = Config(
-            # Streamer retries 429/5xx itself (Fanout), counted and bounded, so
-            # botocore's own retries are off.
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            max_pool_connections=pool_size,
-            connect_timeout=3,
-            read_timeout=5,
-        )
-        client = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url,
-                              region_name=region, config=config)
-        return cls(client)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def post(self, connection_id: str, data: bytes) -> None:
-        try:
-            self._client.post_to_connection(ConnectionId=connection_id, Data=data)
-        except ClientError as exc:
-            raise translate_client_error(connection_id, exc) from exc
-        except BotoCoreError as exc:
-            raise ServerError(connection_id, type(exc).__name__) from exc
-
-
-def translate_client_error(connection_id: str, exc: ClientError) -> SendError:
-    error = exc.response.get("Error", {})
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    kind = _ERRORS_BY_CODE.get(str(error.get("Code", ""))) or _ERRORS_BY_STATUS.get(status)
-    if kind is None:
-        kind = ServerError if status >= 500 else SendError
-    return kind(connection_id, f"{status} {error.get('Code', '')}".strip())
 
 
 @dataclass

@@ -1,15 +1,21 @@
 """Configuration: one frozen object read once from an environment-like mapping.
 
-``Settings.from_env(os.environ)`` fails fast with a :class:`ConfigError` naming the
-missing or bad key. The only other environment reads are ``REQUESTS_STREAM_ARN`` in
-app.py (Chalice needs it at import) and Powertools' own ``POWERTOOLS_*`` variables.
+Each environment variable is declared once, in :data:`VARIABLES`: its name, the
+:class:`Settings` field it fills, how it is parsed and checked, its default and what
+it means. ``Settings.from_env`` reads them all and fails fast with a
+:class:`ConfigError` naming the missing or bad key; :func:`markdown_table` writes the
+README's table from the same declarations (``tests/unit/test_docs_tables.py`` fails
+when the two drift; ``make docs`` rewrites it). The only other environment reads are
+``REQUESTS_STREAM_ARN`` in app.py (Chalice needs it at import; declared here too, for
+the table) and Powertools' own ``POWERTOOLS_*`` variables.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from chalicelib.errors import ConfigError
 
@@ -49,89 +55,212 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        secret = env.get("JWT_SECRET", "")
-        if not secret:
-            raise ConfigError("JWT_SECRET is not set")
-        if len(secret.encode()) < MIN_SECRET_BYTES:
-            raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
-        algorithms = tuple(
-            a.strip() for a in env.get("JWT_ALGORITHMS", "HS256").split(",") if a.strip()
-        )
-        if not algorithms or not set(algorithms) <= HMAC_ALGORITHMS:
+        values = {var.field: var.read(env) for var in VARIABLES if var.field is not None}
+        settings = cls(**values)
+        needed = max(HMAC_KEY_BYTES[a] for a in settings.jwt_algorithms)
+        if len(settings.jwt_secret.encode()) < needed:
             raise ConfigError(
-                f"JWT_ALGORITHMS must be a comma-separated subset of {sorted(HMAC_ALGORITHMS)}"
-            )
-        needed = max(HMAC_KEY_BYTES[a] for a in algorithms)
-        if len(secret.encode()) < needed:
-            raise ConfigError(f"JWT_SECRET must be at least {needed} bytes for {algorithms}")
-        origins = frozenset(
-            o.strip() for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()
-        )
-        prefix = env.get("TABLE_PREFIX") or "streamer_"
-        if not TABLE_PREFIX_PATTERN.fullmatch(prefix):
-            raise ConfigError("TABLE_PREFIX must be 1-200 characters of [A-Za-z0-9_.-]")
-        return cls(
-            jwt_secret=secret,
-            jwt_algorithms=algorithms,
-            jwt_audience=env.get("JWT_AUDIENCE") or None,
-            jwt_issuer=env.get("JWT_ISSUER") or None,
-            jwt_leeway_seconds=_int(env, "JWT_LEEWAY_SECONDS", 0, low=0, high=300),
-            allowed_origins=origins,
-            table_prefix=prefix,
-            connection_ttl_seconds=_int(env, "CONNECTION_TTL_SECONDS", 86_400, low=60),
-            max_subscriptions=_int(env, "MAX_SUBSCRIPTIONS", 100, low=1, high=10_000),
-            max_active_requests=_int(env, "MAX_ACTIVE_REQUESTS", 10, low=1, high=10_000),
-            subscription_shards=_int(env, "SUBSCRIPTION_SHARDS", 4, low=1, high=1_000),
-            fanout_concurrency=_int(env, "FANOUT_CONCURRENCY", 16, low=1, high=256),
-            sender=_choice(env, "SENDER", "fast", ("fast", "boto3")),
-            fanout_function_name=env.get("FANOUT_FUNCTION_NAME") or None,
-            fanout_worker_threshold=_int(env, "FANOUT_WORKER_THRESHOLD", 1_000, low=1),
-            fanout_shards_per_worker=_int(env, "FANOUT_SHARDS_PER_WORKER", 2, low=1,
-                                          high=1_000),
-            lambda_endpoint_url=env.get("LAMBDA_ENDPOINT_URL") or None,
-            send_max_attempts=_int(env, "SEND_MAX_ATTEMPTS", 3, low=1, high=10),
-            send_backoff_seconds=_float(env, "SEND_BACKOFF_SECONDS", 0.05, low=0.0, high=5.0),
-            result_ttl_seconds=_int(env, "RESULT_TTL_SECONDS", 86_400, low=60),
-            processor_safety_seconds=_float(env, "PROCESSOR_SAFETY_SECONDS", 5.0,
-                                            low=0.0, high=300.0),
-            dynamodb_endpoint_url=env.get("DYNAMODB_ENDPOINT_URL") or None,
-            ws_endpoint_url=(env.get("WS_ENDPOINT_URL") or "").rstrip("/") or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        )
+                f"JWT_SECRET must be at least {needed} bytes for {settings.jwt_algorithms}")
+        return settings
 
 
-def _int(env: Mapping[str, str], key: str, default: int, *, low: int,
-         high: int | None = None) -> int:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        bounds = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{key} must be {bounds}, got {value}")
-    return value
+# -- parsers: raw text (never empty) -> value, or ValueError with what is wrong -------
 
 
-def _choice(env: Mapping[str, str], key: str, default: str,
-            choices: tuple[str, ...]) -> str:
-    value = env.get(key) or default
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-    return value
+Parser = Callable[[str], Any]
 
 
-def _float(env: Mapping[str, str], key: str, default: float, *, low: float,
-           high: float) -> float:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{key} must be {low}..{high}, got {value}")
-    return value
+def integer(low: int, high: int | None = None) -> Parser:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"must be an integer, got {raw!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"{low}..{high}" if high is not None else f">= {low}"
+            raise ValueError(f"must be {bounds}, got {value}")
+        return value
+    return parse
+
+
+def number(low: float, high: float) -> Parser:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"must be a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be {low}..{high}, got {value}")
+        return value
+    return parse
+
+
+def choice(*choices: str) -> Parser:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}")
+        return raw
+    return parse
+
+
+def text(raw: str) -> str:
+    return raw
+
+
+def url(raw: str) -> str | None:
+    return raw.rstrip("/") or None  # "/" alone means unset, like ""
+
+
+def comma_set(raw: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _secret(raw: str) -> str:
+    if len(raw.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+    return raw
+
+
+def _algorithms(raw: str) -> tuple[str, ...]:
+    algorithms = tuple(a.strip() for a in raw.split(",") if a.strip())
+    if not algorithms or not set(algorithms) <= HMAC_ALGORITHMS:
+        raise ValueError(f"must be a comma-separated subset of {sorted(HMAC_ALGORITHMS)}")
+    return algorithms
+
+
+def _table_prefix(raw: str) -> str:
+    if not TABLE_PREFIX_PATTERN.fullmatch(raw):
+        raise ValueError("must be 1-200 characters of [A-Za-z0-9_.-]")
+    return raw
+
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: where it goes, how it is read, what it means.
+
+    ``field`` None: documented here, read elsewhere (REQUESTS_STREAM_ARN). ``default``
+    ``_MISSING``: required. ``shown`` is how the default reads in the docs (the
+    default's own text when empty). ``fallbacks`` are read, in order, when the
+    variable is unset or empty."""
+
+    name: str
+    field: str | None
+    parse: Parser
+    default: Any
+    meaning: str
+    shown: str = ""
+    fallbacks: tuple[str, ...] = ()
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        for key in (self.name, *self.fallbacks):
+            raw = env.get(key)
+            if raw:  # unset and empty both mean the default, as the shell reads them
+                try:
+                    return self.parse(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"{key} {exc}") from None
+        if self.default is _MISSING:
+            raise ConfigError(f"{self.name} is not set")
+        return self.default
+
+    def default_text(self) -> str:
+        if self.shown:
+            return self.shown
+        if self.default is _MISSING:
+            return "— (required)"
+        if self.default is None:
+            return "unset"
+        value = ",".join(self.default) if isinstance(self.default, tuple) else self.default
+        return f"`{value}`"
+
+
+V = Variable
+VARIABLES: tuple[Variable, ...] = (
+    V("JWT_SECRET", "jwt_secret", _secret, _MISSING,
+      "HMAC secret; at least 32 bytes (48 for HS384, 64 for HS512); the app refuses to "
+      "start otherwise"),
+    V("JWT_ALGORITHMS", "jwt_algorithms", _algorithms, ("HS256",),
+      "accepted algorithms, comma-separated, from HS256/HS384/HS512; never taken from "
+      "the token"),
+    V("JWT_AUDIENCE", "jwt_audience", text, None,
+      "when set, the `aud` claim is required and must match exactly"),
+    V("JWT_ISSUER", "jwt_issuer", text, None,
+      "when set, the `iss` claim is required and must match exactly"),
+    V("JWT_LEEWAY_SECONDS", "jwt_leeway_seconds", integer(0, 300), 0,
+      "clock skew allowed on `exp` / `iat` (0-300)"),
+    V("ALLOWED_ORIGINS", "allowed_origins", comma_set, frozenset(),
+      "comma-separated; when set, a handshake whose `Origin` is not listed (or that has "
+      "two) is refused 403", shown="unset"),
+    V("TABLE_PREFIX", "table_prefix", _table_prefix, "streamer_",
+      "DynamoDB table names are `<prefix>connections`, `<prefix>subscriptions`, "
+      "`<prefix>requests`, `<prefix>idempotency`"),
+    V("CONNECTION_TTL_SECONDS", "connection_ttl_seconds", integer(60), 86_400,
+      "TTL of connection and subscription rows"),
+    V("MAX_SUBSCRIPTIONS", "max_subscriptions", integer(1, 10_000), 100,
+      "channels one connection may hold"),
+    V("MAX_ACTIVE_REQUESTS", "max_active_requests", integer(1, 10_000), 10,
+      "unfinished (pending or running) requests one connection may hold; more answer "
+      "`limit_exceeded`"),
+    V("SUBSCRIPTION_SHARDS", "subscription_shards", integer(1, 1_000), 4,
+      "partition keys each channel's subscribers are spread over "
+      "(`tenant#channel#shard`); changing it on a live system orphans existing "
+      "subscriptions until clients resubscribe"),
+    V("FANOUT_CONCURRENCY", "fanout_concurrency", integer(1, 256), 16,
+      "concurrent posts during one fan-out"),
+    V("SENDER", "sender", choice("fast", "boto3"), "fast",
+      "`fast` (Streamer's SigV4 sender, far less CPU per delivery: docs/benchmarks.md) "
+      "or `boto3` (`post_to_connection`; the rollback switch, and the choice behind an "
+      "HTTPS proxy)"),
+    V("FANOUT_FUNCTION_NAME", "fanout_function_name", text, None,
+      "the `fanout` worker function's name; when set, publishes to large channels go "
+      "to parallel workers (the deployment template and the local stack set it)"),
+    V("FANOUT_WORKER_THRESHOLD", "fanout_worker_threshold", integer(1), 1_000,
+      "estimated subscribers (shard 0 times shards) from which a publish goes to workers"),
+    V("FANOUT_SHARDS_PER_WORKER", "fanout_shards_per_worker", integer(1, 1_000), 2,
+      "subscription shards each worker delivers"),
+    V("LAMBDA_ENDPOINT_URL", "lambda_endpoint_url", url, None,
+      "a Lambda endpoint for invoking workers (the local stack sets it to the gateway)",
+      shown="AWS"),
+    V("SEND_MAX_ATTEMPTS", "send_max_attempts", integer(1, 10), 3,
+      "attempts per recipient for 429 and 5xx answers"),
+    V("SEND_BACKOFF_SECONDS", "send_backoff_seconds", number(0.0, 5.0), 0.05,
+      "base of the jittered exponential backoff between attempts"),
+    V("WS_ENDPOINT_URL", "ws_endpoint_url", url, None,
+      "the `@connections` endpoint; needed by the `publish` function (no WebSocket "
+      "event to derive it from) and local runs", shown="from the event"),
+    V("DYNAMODB_ENDPOINT_URL", "dynamodb_endpoint_url", url, None,
+      "a DynamoDB endpoint (the local stack sets it)", shown="AWS"),
+    V("AWS_REGION", "region", text, None,
+      "region for the clients (else `AWS_DEFAULT_REGION`); Chalice needs it for its "
+      "WebSocket wrapper", shown="Lambda's", fallbacks=("AWS_DEFAULT_REGION",)),
+    V("RESULT_TTL_SECONDS", "result_ttl_seconds", integer(60), 86_400,
+      "how long requests and their results are kept"),
+    V("PROCESSOR_SAFETY_SECONDS", "processor_safety_seconds", number(0.0, 300.0), 5.0,
+      "a task must end this long (at most a fifth of the time left) before its "
+      "invocation does; see docs/tasks.md"),
+    V("REQUESTS_STREAM_ARN", None, text, None,
+      "the requests table's stream, read when `app.py` is imported (Chalice needs it "
+      "then); the local stack matches it by table name", shown="placeholder"),
+)
+
+
+def markdown_table() -> str:
+    """The README's table of environment variables, from :data:`VARIABLES`."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{v.name}` | {v.default_text()} | {v.meaning} |" for v in VARIABLES]
+    return "\n".join(rows) + "\n"
+
+
+def _check_declarations() -> None:
+    # A field without a variable (or a variable naming no field) is a bug of this
+    # module; fail at import rather than read a setting that is never set.
+    declared = {v.field for v in VARIABLES if v.field is not None}
+    missing = {f.name for f in fields(Settings)} ^ declared
+    if missing:
+        raise AssertionError(f"settings without exactly one variable: {sorted(missing)}")
+
+
+_check_declarations()

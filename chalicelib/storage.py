@@ -1,4 +1,4 @@
-"""Persistence: the :class:`Storage` interface and its one DynamoDB adapter.
+"""Persistence: :class:`DynamoStorage`, the one adapter of :class:`chalicelib.interfaces.Storage`.
 
 Every access is a GetItem, a Query or a batch by key (no Scan). Rows whose
 ``expires_at`` has passed are ignored on read, because DynamoDB's TTL deletes late.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,46 +23,8 @@ BATCH_WRITE_LIMIT = 25
 BATCH_RETRIES = 8
 
 
-class Storage(Protocol):
-    """What Streamer asks of its database."""
-
-    def put_connection(self, connection: Connection) -> None: ...
-
-    def get_connection(self, connection_id: str) -> Connection | None: ...
-
-    def user_connections(self, tenant_id: str, user_id: str) -> list[str]: ...
-
-    def subscribe(self, connection: Connection, channel: str, limit: int) -> bool:
-        """Add a subscription; False if it existed. Raises LimitExceeded at ``limit``."""
-        ...
-
-    def unsubscribe(self, connection: Connection, channel: str) -> bool:
-        """Remove a subscription; False if there was none."""
-        ...
-
-    def subscribers(self, tenant_id: str, channel: str,
-                    shards: list[int] | None = None) -> list[str]:
-        """Live subscribers of a channel, in all shards or only ``shards``."""
-        ...
-
-    @property
-    def shards(self) -> int: ...
-
-    def remove_connection(self, connection_id: str) -> Connection | None:
-        """Delete a connection and all its subscriptions; the deleted record, if any."""
-        ...
-
-    def reserve_request(self, connection_id: str, limit: int) -> bool:
-        """Count one more unfinished request on a connection; False at ``limit``."""
-        ...
-
-    def release_request(self, connection_id: str) -> None:
-        """Count one unfinished request less (nothing if the connection is gone)."""
-        ...
-
-
 class DynamoStorage:
-    """:class:`Storage` on DynamoDB through a boto3 low-level client."""
+    """:class:`chalicelib.interfaces.Storage` on DynamoDB through a boto3 low-level client."""
 
     def __init__(self, client: Any, prefix: str, shards: int,
                  clock: Callable[[], float] = time.time) -> None:

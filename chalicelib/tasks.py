@@ -1,13 +1,15 @@
-"""The work behind ``request`` frames: one decorated function per ``kind``.
+"""The work behind ``request`` frames: one function per ``kind``, added to a TaskTable.
 
-Adding a kind is one function, in this file or any module imported by it::
+A kind is a function added by name, explicitly (``chalicelib/custom.py`` adds an
+application's own; see the README)::
 
-    @tasks.task("resize")
     def resize(payload: dict, requester: Requester, ctx: TaskContext) -> Any:
         for n, image in enumerate(payload["images"]):
             ...                                   # one step of work
             ctx.progress((n + 1) / len(payload["images"]), {"done": n + 1})
         return {"resized": len(payload["images"])}   # the result frame's data
+
+    table.add("resize", resize)
 
 ``ctx.progress`` sends a ``progress`` frame and is also the cancellation point: it
 raises :class:`Stop` when the request was cancelled, the client is gone, or the
@@ -70,14 +72,13 @@ class TaskTable:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
 
-    def task(self, kind: str, *,
-             validate: Validator | None = None) -> Callable[[TaskFunction], TaskFunction]:
-        def register(function: TaskFunction) -> TaskFunction:
-            if kind in self._tasks:
-                raise ValueError(f"task kind {kind!r} is registered twice")
-            self._tasks[kind] = Task(kind, function, validate)
-            return function
-        return register
+    def add(self, kind: str, function: TaskFunction, *,
+            validate: Validator | None = None) -> None:
+        """Run ``function`` for requests of ``kind``; ``validate`` refuses a bad payload
+        (raising BadRequest) before anything is stored."""
+        if kind in self._tasks:
+            raise ValueError(f"task kind {kind!r} is registered twice")
+        self._tasks[kind] = Task(kind, function, validate)
 
     def get(self, kind: str) -> Task | None:
         return self._tasks.get(kind)
@@ -86,13 +87,14 @@ class TaskTable:
         return sorted(self._tasks)
 
 
-tasks = TaskTable()
-
-
 # -- built-in kinds (PROTOCOL.md section 4) -----------------------------------
 
 
-@tasks.task("echo")
+def register(table: TaskTable) -> None:
+    table.add("echo", echo)
+    table.add("count", count, validate=_validate_count)
+
+
 def echo(payload: dict[str, Any], requester: Requester, ctx: TaskContext) -> Any:
     """The result is the payload."""
     return payload
@@ -111,7 +113,6 @@ def _validate_count(payload: dict[str, Any]) -> None:
         raise BadRequest(f"payload.interval_ms must be an integer 0-{MAX_COUNT_INTERVAL_MS}")
 
 
-@tasks.task("count", validate=_validate_count)
 def count(payload: dict[str, Any], requester: Requester, ctx: TaskContext) -> Any:
     """One progress frame per step, ``interval_ms`` apart; the result is the count."""
     steps, interval = int(payload["steps"]), int(payload.get("interval_ms", 0))

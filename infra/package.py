@@ -80,15 +80,28 @@ def package(stage: str, out: Path) -> ZipReport:
     env = dict(os.environ)
     # Chalice wants a region to build; the template itself uses ${AWS::Region}.
     env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
-    subprocess.run(
+    done = subprocess.run(
         [chalice_executable(), "--project-dir", str(PROJECT_DIR), "package",
          "--stage", stage, "--merge-template", str(template_path), str(out)],
-        check=True, env=env, cwd=PROJECT_DIR,
+        env=env, cwd=PROJECT_DIR, capture_output=True, text=True, check=False,
     )
+    log = BUILD_DIR / f"package-{stage}.log"
+    log.write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(failure_message(done.returncode, done.stdout + done.stderr, log))
     report = inspect_zip(out / "deployment.zip")
     if report.forbidden:
         raise RuntimeError(f"vendored into the zip: {sorted(report.forbidden)}")
     return report
+
+
+def failure_message(returncode: int, output: str, log: Path) -> str:
+    """One line for a failed ``chalice package`` (its traceback goes to ``log``)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last = lines[-1] if lines else "no output"
+    return (f"chalice package exited {returncode}: {last[:200]}. On first use it "
+            "downloads the Lambda package's dependencies (PyJWT, aws-lambda-powertools) "
+            f"from PyPI, so it needs access to PyPI (or PIP_INDEX_URL); full output in {log}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out or BUILD_DIR / f"package-{args.stage}"
     try:
         report = package(args.stage, out)
-    except (RuntimeError, subprocess.CalledProcessError) as exc:
+    except RuntimeError as exc:
         print(f"package failed: {exc}", file=sys.stderr)
         return 1
     print(f"template: {out / 'sam.json'}")

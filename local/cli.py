@@ -4,7 +4,8 @@
     python -m local token --user u1 --tenant t1 --permissions read,write [--ttl 3600]
 
 Every flag's default comes from an environment variable, so ``make run`` can be tuned
-without editing the Makefile; docs/local.md has the full table. Once everything is up
+without editing the Makefile; local/flags.py declares them all, and docs/local.md's
+tables are written from it. Once everything is up
 the stack prints exactly one line on stdout,
 ``Streamer local gateway ready: ws://127.0.0.1:<port>``, and serves until SIGINT/SIGTERM.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -25,103 +27,23 @@ import jwt
 
 from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings
-from local import eventloop
-from local.settings import (
-    Faults,
-    GatewaySettings,
-    SettingsError,
-    env_float,
-    env_int,
-    env_list,
-)
-from local.stack import (
-    DEFAULT_REGION,
-    DEFAULT_TABLE_PREFIX,
-    LocalStack,
-    StackOptions,
-    jwt_secret,
-)
+from local import eventloop, flags
+from local.settings import SettingsError
+from local.stack import LocalStack, StackOptions, jwt_secret
 
 READY_LINE = "Streamer local gateway ready: {url}"
+DYNAMODB_LINE = ("DynamoDB: {endpoint} (tables {prefix}*; any credentials, region {region}: "
+                 "aws dynamodb list-tables --endpoint-url {endpoint} --region {region})")
 log = logging.getLogger("local")
 
 
-def _fraction_arg(value: str) -> float:
-    number = float(value)
-    if not 0.0 <= number <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return number
-
-
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    defaults = GatewaySettings()
     parser = argparse.ArgumentParser(
         prog="python -m local",
         description="Run Streamer's app.py behind a local API Gateway, DynamoDB and "
                     "stream poller.",
     )
-    parser.add_argument("--host", default=env.get("GATEWAY_HOST", "127.0.0.1"),
-                        help="address to bind (env GATEWAY_HOST; default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=env_int(env, "PORT", 8080),
-                        help="gateway port, 0 for a free one (env PORT; default 8080)")
-    parser.add_argument("--app", default=env.get("STREAMER_APP", "app:app"),
-                        help="the Chalice app as module:attr (env STREAMER_APP; default "
-                             "app:app)")
-    parser.add_argument("--table-prefix", default=env.get("TABLE_PREFIX", DEFAULT_TABLE_PREFIX),
-                        help="table name prefix (env TABLE_PREFIX; default streamer_)")
-    parser.add_argument("--dynamodb-endpoint", default=env.get("DYNAMODB_ENDPOINT_URL") or None,
-                        help="use this DynamoDB server instead of starting one "
-                             "(env DYNAMODB_ENDPOINT_URL)")
-    parser.add_argument("--region", default=env.get("AWS_REGION", DEFAULT_REGION),
-                        help="region the app and clients are told (env AWS_REGION)")
-    parser.add_argument("--stage", default=env.get("GATEWAY_STAGE", defaults.stage),
-                        help="stage name in events and @connections paths (env GATEWAY_STAGE)")
-    parser.add_argument("--idle-timeout", type=float,
-                        default=env_float(env, "GATEWAY_IDLE_TIMEOUT", defaults.idle_timeout),
-                        help="seconds without a client message before closing "
-                             "(env GATEWAY_IDLE_TIMEOUT; default 600)")
-    parser.add_argument("--max-age", type=float,
-                        default=env_float(env, "GATEWAY_MAX_AGE", defaults.max_age),
-                        help="maximum connection duration in seconds "
-                             "(env GATEWAY_MAX_AGE; default 7200)")
-    parser.add_argument("--max-concurrency", type=int,
-                        default=env_int(env, "GATEWAY_MAX_CONCURRENCY", defaults.max_concurrency),
-                        help="handler invocations run at once (env GATEWAY_MAX_CONCURRENCY)")
-    parser.add_argument("--lambda-timeout", type=float,
-                        default=env_float(env, "GATEWAY_LAMBDA_TIMEOUT", defaults.lambda_timeout),
-                        help="seconds the gateway waits for a handler "
-                             "(env GATEWAY_LAMBDA_TIMEOUT; default 30)")
-    parser.add_argument("--lambda-processes", type=int,
-                        default=env_int(env, "GATEWAY_LAMBDA_PROCESSES",
-                                        defaults.lambda_processes),
-                        help="worker processes for asynchronous (Event) Lambda invocations, "
-                             "as separate Lambda instances; 0 runs them in the gateway "
-                             "process (env GATEWAY_LAMBDA_PROCESSES; default 0)")
-    faults = parser.add_argument_group("fault injection (all off by default)")
-    faults.add_argument("--drop-disconnect", type=_fraction_arg, nargs="?", const=1.0,
-                        default=env_float(env, "FAULT_DROP_DISCONNECT", 0.0),
-                        help="skip this fraction of $disconnect calls; bare flag = all "
-                             "(env FAULT_DROP_DISCONNECT)")
-    faults.add_argument("--gone-connection", action="append", metavar="ID",
-                        default=env_list(env, "FAULT_GONE_CONNECTIONS"),
-                        help="answer 410 for this live connection id; repeatable "
-                             "(env FAULT_GONE_CONNECTIONS, comma-separated)")
-    faults.add_argument("--gone-fraction", type=_fraction_arg,
-                        default=env_float(env, "FAULT_GONE_FRACTION", 0.0),
-                        help="answer 410 to this fraction of POSTs to live connections "
-                             "(env FAULT_GONE_FRACTION)")
-    faults.add_argument("--throttle-fraction", type=_fraction_arg,
-                        default=env_float(env, "FAULT_THROTTLE_FRACTION", 0.0),
-                        help="answer 429 LimitExceededException to this fraction of POSTs "
-                             "(env FAULT_THROTTLE_FRACTION)")
-    faults.add_argument("--redeliver-fraction", type=_fraction_arg,
-                        default=env_float(env, "FAULT_REDELIVER_FRACTION", 0.0),
-                        help="stream poller: deliver this fraction of records twice "
-                             "(env FAULT_REDELIVER_FRACTION)")
-    faults.add_argument("--seed", type=int, default=env_int(env, "FAULT_SEED", None),
-                        help="seed for the fault draws (env FAULT_SEED)")
-    parser.add_argument("--log-level", default=env.get("LOG_LEVEL", "INFO"),
-                        help="logging level (env LOG_LEVEL; default INFO)")
+    flags.add_to(parser, env)
 
     sub = parser.add_subparsers(dest="command")
     token = sub.add_parser("token", help="print a development JWT signed with JWT_SECRET")
@@ -179,26 +101,11 @@ def _config_error(exc: ConfigError) -> int:
 
 
 def options_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> StackOptions:
-    settings = GatewaySettings(
-        stage=args.stage,
-        idle_timeout=args.idle_timeout,
-        max_age=args.max_age,
-        max_concurrency=args.max_concurrency,
-        lambda_timeout=args.lambda_timeout,
-        lambda_processes=args.lambda_processes,
-    )
-    faults = Faults(
-        drop_disconnect=args.drop_disconnect,
-        gone_connections=set(args.gone_connection),
-        gone_fraction=args.gone_fraction,
-        throttle_fraction=args.throttle_fraction,
-        redeliver_fraction=args.redeliver_fraction,
-        seed=args.seed,
-    )
     return StackOptions(
         host=args.host, port=args.port, app_spec=args.app, table_prefix=args.table_prefix,
         secret=jwt_secret(dict(env)), region=args.region,
-        dynamodb_endpoint_url=args.dynamodb_endpoint, settings=settings, faults=faults,
+        dynamodb_endpoint_url=args.dynamodb_endpoint,
+        settings=flags.gateway_settings(args), faults=flags.faults(args),
     )
 
 
@@ -212,7 +119,11 @@ async def serve(options: StackOptions) -> None:
         gateway = await stack.start()
         log.info("@connections endpoint %s; Lambda endpoint %s; tables %s*",
                  gateway.connections_url, gateway.http_url, options.table_prefix)
+        # stdout carries exactly these two lines (docs/local.md); logs go to stderr.
         print(READY_LINE.format(url=gateway.url), flush=True)
+        print(DYNAMODB_LINE.format(endpoint=stack.dynamodb_endpoint_url,
+                                   prefix=options.table_prefix, region=options.region),
+              flush=True)
         await stopping.wait()
         log.info("stopping")
     finally:
@@ -259,4 +170,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         eventloop.run(serve(options))
     except ConfigError as exc:  # raised by LocalStack.start before anything started
         return _config_error(exc)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"python -m local: error: {options.host}:{options.port} is already in use; "
+              "stop what holds it or pick another port (--port N, PORT=N)", file=sys.stderr)
+        return 2
     return 0

@@ -174,10 +174,12 @@ class ConnectionsProtocol(asyncio.Protocol):
         self._queue.clear()
 
     def close(self) -> None:
-        """Close the socket (the gateway is stopping); a reply under way is dropped."""
+        """Close the socket (the gateway is stopping); a reply under way is dropped.
+        Aborted, not closed: over TLS a close waits for the peer's close_notify, which an
+        idle kept-alive client never sends."""
         if self._transport is not None:
             self._closing = True
-            self._transport.close()
+            self._transport.abort()
 
     # -- httptools callbacks -----------------------------------------------------------
 
@@ -338,7 +340,7 @@ class FrontDoor(asyncio.Protocol):
         """Close a socket still undecided (the gateway is stopping); it is handed to nobody."""
         transport, self._transport = self._transport, None
         if transport is not None:
-            transport.close()
+            transport.abort()  # as ConnectionsProtocol.close does, for the same reason
 
     def _hand_over(self, factory: Callable[[], asyncio.Protocol]) -> asyncio.Protocol | None:
         transport = self._transport

@@ -33,11 +33,12 @@ _HOP_BY_HOP = frozenset({"connection", "upgrade"})
 
 
 def new_id() -> str:
-    """An id in AWS's connection / request id shape: 16 base64 characters ending in ``=``.
+    """An id in AWS's connection / request id shape: 16 characters ending in ``=``.
 
-    AWS ids are 11 random bytes base64-encoded (for example ``L0SM9cOFvHcCIhw=``).
+    AWS ids are 11 random bytes in URL-safe base64 (for example ``L0SM9cOFvHcCIhw=``):
+    never ``+`` or ``/``, so an id can sit in a URL path (``@connections/{id}``) as is.
     """
-    return base64.b64encode(secrets.token_bytes(11)).decode("ascii")
+    return base64.urlsafe_b64encode(secrets.token_bytes(11)).decode("ascii")
 
 
 def now_ms() -> int:
@@ -74,6 +75,15 @@ class ClientInfo:
     user_agent: str | None
 
 
+def identity(client: ClientInfo) -> dict[str, str]:
+    """``identity`` as events and ``GET @connections`` give it: API Gateway omits
+    ``userAgent`` when the handshake had no User-Agent header."""
+    found = {"sourceIp": client.source_ip}
+    if client.user_agent:
+        found["userAgent"] = client.user_agent
+    return found
+
+
 def _request_context(
     api: ApiIdentity, client: ClientInfo, route_key: str, event_type: str
 ) -> dict[str, Any]:
@@ -88,7 +98,7 @@ def _request_context(
         "stage": api.stage,
         "connectedAt": client.connected_at,
         "requestTimeEpoch": epoch_ms,
-        "identity": {"sourceIp": client.source_ip, "userAgent": client.user_agent},
+        "identity": identity(client),
         "requestId": request_id,
         "domainName": api.domain_name,
         "connectionId": client.connection_id,

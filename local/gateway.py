@@ -50,6 +50,7 @@ from local.framing import MESSAGE_TOO_BIG, FrameGuard, install_guard
 from local.lambda_processes import ProcessInvoker
 from local.lambda_runtime import Handler, Invocation, Invoker
 from local.settings import Faults, GatewaySettings, SettingsError
+from local.tls import LocalTls
 
 log = logging.getLogger("local.gateway")
 
@@ -79,6 +80,9 @@ IDLE = (1001, "Going away (idle timeout)")
 AGED = (1001, "Going away (maximum connection duration)")
 SHUTDOWN = (1001, "Going away (gateway shutting down)")
 TOO_BIG = (MESSAGE_TOO_BIG, "Message too big")
+# API Gateway: "If a client app sends a binary frame, API Gateway rejects it and
+# disconnects the client with code 1003" (WebSocket APIs take text frames only).
+BINARY = (1003, "Binary frames are not supported")
 
 
 @dataclass(eq=False)
@@ -131,8 +135,13 @@ class Gateway:
         app_spec: str | None = None,
         lambda_env: Mapping[str, str] | None = None,
         lambda_setup: str | None = None,
+        tls: LocalTls | None = None,
     ) -> None:
         self.app = app
+        # With ``tls``, @connections is also served over https on a second port, for
+        # Chalice's app.websocket_api (https only; see local/tls.py).
+        self.tls = tls
+        self.tls_port = 0
         self.host = host
         self.port = port
         self.settings = settings or GatewaySettings()
@@ -151,6 +160,7 @@ class Gateway:
         self._served: set[Connection] = set()  # open or still running $disconnect
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
+        self._tls_server: asyncio.Server | None = None
         # Sockets aiohttp does not track: undecided (FrontDoor) or @connections ones.
         self._management_sockets: weakref.WeakSet[FrontDoor | ConnectionsProtocol] = (
             weakref.WeakSet())
@@ -175,6 +185,13 @@ class Gateway:
         return f"{self.http_url}/{self.settings.stage}"
 
     @property
+    def tls_connections_url(self) -> str | None:
+        """The @connections endpoint over https, when the gateway has ``tls``."""
+        if self.tls is None:
+            return None
+        return f"https://{self.host}:{self.tls_port}/{self.settings.stage}"
+
+    @property
     def api(self) -> ApiIdentity:
         return ApiIdentity(self.settings.api_id, self.settings.stage, f"{self.host}:{self.port}")
 
@@ -194,6 +211,11 @@ class Gateway:
         web_app.router.add_post(
             "/2015-03-31/functions/{function_name}/invocations", self._invoke_function
         )
+        # The emulator's own control API (not API Gateway's): faults chosen at run time.
+        web_app.router.add_get("/_local/connections", self._list_connections)
+        web_app.router.add_route("PUT", "/_local/faults/gone/{connection_id}", self._gone_on)
+        web_app.router.add_route("DELETE", "/_local/faults/gone/{connection_id}",
+                                 self._gone_off)
         # FrontDoor bounds the head at MAX_HEAD_BYTES; aiohttp's own limits must not be
         # lower, or a token the app should refuse with 401 gets aiohttp's 400 instead.
         self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0,
@@ -218,6 +240,14 @@ class Gateway:
         self._server = await loop.create_server(front_door, self.host, self.port,
                                                 backlog=4096, reuse_address=True)
         self.port = int(self._server.sockets[0].getsockname()[1])
+        if self.tls is not None:
+            self._tls_server = await loop.create_server(
+                front_door, self.host, 0, backlog=4096, reuse_address=True,
+                # A kept-alive client (boto3's pool) never answers close_notify while
+                # idle: without a short bound, stop() would wait 30 s per socket.
+                ssl=self.tls.context, ssl_shutdown_timeout=1.0)
+            self.tls_port = int(self._tls_server.sockets[0].getsockname()[1])
+            self._configure_websocket_api()
         self._sweeper = asyncio.create_task(self._sweep())
         log.info("gateway listening on %s", self.url)
 
@@ -233,6 +263,9 @@ class Gateway:
             await asyncio.sleep(0.02)
         if self._background:
             await asyncio.wait(self._background, timeout=self.settings.lambda_timeout)
+        if self._tls_server is not None:
+            self._tls_server.close()
+            self._tls_server = None
         if self._server is not None:
             self._server.close()
             for protocol in list(self._management_sockets):
@@ -245,6 +278,22 @@ class Gateway:
         await loop.run_in_executor(None, self.invoker.shutdown)
         if self.processes is not None:
             await loop.run_in_executor(None, self.processes.shutdown)
+
+    def _configure_websocket_api(self) -> None:
+        """Point Chalice's ``app.websocket_api`` at the https @connections endpoint, with
+        its public ``configure``: Chalice would otherwise build
+        ``https://{apiId}.execute-api.{region}.amazonaws.com/{stage}`` from the first event
+        (it keeps the first endpoint it is given)."""
+        websocket_api = getattr(self.app, "websocket_api", None)
+        if websocket_api is None:
+            return
+        # configure() keeps the first endpoint for good, and Chalice has no public way
+        # to re-point it: a second gateway for the same app object (a test's, a reload's)
+        # must forget the first one's endpoint and the client built for it.
+        for stale in ("_endpoint", "_client"):
+            if hasattr(websocket_api, stale):
+                setattr(websocket_api, stale, None)
+        websocket_api.configure(f"{self.host}:{self.tls_port}", self.settings.stage)
 
     async def start_lambda_processes(self) -> None:
         """Start the worker processes now rather than at the first Event invocation
@@ -344,7 +393,10 @@ class Gateway:
         ws = connection.ws
         while True:
             message = await ws.receive()
-            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            if message.type == WSMsgType.BINARY:
+                self._close(connection, *BINARY)
+                continue  # the close handshake ends the loop
+            if message.type == WSMsgType.TEXT:
                 connection.touch()
                 # Bounded per connection: a flooding client waits (TCP back-pressure)
                 # instead of queueing unbounded invocations. Tasks start in arrival
@@ -454,10 +506,28 @@ class Gateway:
             return Reply(204)
         return Reply.json({
             "connectedAt": events.iso8601(target.client.connected_at),
-            "identity": {"sourceIp": target.client.source_ip,
-                         "userAgent": target.client.user_agent},
+            "identity": events.identity(target.client),
             "lastActiveAt": events.iso8601(target.last_active_ms),
         })
+
+    # -- the control API ---------------------------------------------------------
+
+    async def _list_connections(self, request: web.Request) -> web.Response:
+        """The open connections, oldest first, to pick one for a fault."""
+        return web.json_response([
+            {"connectionId": c.id, "connectedAt": events.iso8601(c.client.connected_at),
+             "identity": events.identity(c.client)}
+            for c in sorted(self._connections.values(), key=lambda c: c.client.connected_at)
+        ])
+
+    async def _gone_on(self, request: web.Request) -> web.Response:
+        """From now on, @connections calls for this id answer 410 (--gone-connection)."""
+        self.faults.gone_connections.add(request.match_info["connection_id"])
+        return web.Response(status=204)
+
+    async def _gone_off(self, request: web.Request) -> web.Response:
+        self.faults.gone_connections.discard(request.match_info["connection_id"])
+        return web.Response(status=204)
 
     def _target(self, stage: str, connection_id: str) -> Connection | Reply:
         """The live connection a management call names, or the error AWS would answer."""

@@ -14,16 +14,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from chalicelib.errors import LimitExceeded, StorageError
-from chalicelib.model import Connection, channel_key, shard_of
-from chalicelib.request_store import (
-    CANCELLED,
-    FAILED,
-    PENDING,
-    RUNNING,
-    SUCCEEDED,
-    RequestRecord,
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
+    STATUS_CONSTANTS,
+    DataRecord,
+)
+
+from chalicelib.errors import LimitExceeded, StorageError
+from chalicelib.model import Connection, RequestRecord, RequestState, channel_key, shard_of
 
 
 class MemoryStorage:
@@ -124,6 +126,9 @@ def _with_count(connection: Connection, count: int) -> Connection:
     )
 
 
+_LIVE = {RequestState.PENDING, RequestState.RUNNING}
+
+
 class MemoryRequestStore:
     """In-memory :class:`chalicelib.request_store.RequestStore` with the same rules."""
 
@@ -142,7 +147,7 @@ class MemoryRequestStore:
         record = self.rows.get(request_id)
         return record if record is not None and record.expires_at > self.clock() else None
 
-    def _move(self, request_id: str, allowed: set[str], **changes: Any) -> bool:
+    def _move(self, request_id: str, allowed: set[RequestState], **changes: Any) -> bool:
         with self._lock:
             record = self.rows.get(request_id)
             if record is None or record.state not in allowed:
@@ -151,12 +156,13 @@ class MemoryRequestStore:
             return True
 
     def claim(self, request_id: str, lease_until: float) -> bool:
-        return self._move(request_id, {PENDING}, state=RUNNING, lease_until=lease_until)
+        return self._move(request_id, {RequestState.PENDING}, state=RequestState.RUNNING,
+                          lease_until=lease_until)
 
     def set_progress(self, request_id: str, progress: float) -> bool:
-        return self._move(request_id, {RUNNING}, progress=progress)
+        return self._move(request_id, {RequestState.RUNNING}, progress=progress)
 
-    def finish(self, request_id: str, state: str, *, result: Any = None,
+    def finish(self, request_id: str, state: RequestState, *, result: Any = None,
                error: tuple[str, str] | None = None, expires_at: int,
                only_if_lease_before: float | None = None) -> bool:
         record = self.rows.get(request_id)
@@ -164,21 +170,66 @@ class MemoryRequestStore:
                 and (record.lease_until or 0) >= only_if_lease_before):
             return False
         changes: dict[str, Any] = {"state": state, "expires_at": expires_at}
-        if state == SUCCEEDED:
+        if state == RequestState.SUCCEEDED:
             changes.update(progress=1.0, result=result)
         if error is not None:
             changes.update(error_code=error[0], error_message=error[1])
-        return self._move(request_id, {RUNNING}, **changes)
+        return self._move(request_id, {RequestState.RUNNING}, **changes)
 
-    def cancel(self, request_id: str) -> tuple[bool, str | None]:
-        if self._move(request_id, {PENDING, RUNNING}, state=CANCELLED):
-            return True, CANCELLED
+    def cancel(self, request_id: str) -> tuple[bool, RequestState | None]:
+        if self._move(request_id, _LIVE, state=RequestState.CANCELLED):
+            return True, RequestState.CANCELLED
         record = self.get(request_id)
         return False, None if record is None else record.state
 
     def abandon(self, request_id: str, message: str, expires_at: int) -> bool:
-        return self._move(request_id, {PENDING, RUNNING}, state=FAILED, payload={},
+        return self._move(request_id, _LIVE, state=RequestState.FAILED, payload={},
                           error_code="failed", error_message=message, expires_at=expires_at)
 
     def for_connection(self, connection_id: str) -> list[str]:
         return [r.request_id for r in self.rows.values() if r.connection_id == connection_id]
+
+
+class MemoryIdempotencyStore(BasePersistenceLayer):
+    """Powertools' idempotency persistence in a dict, with its DynamoDB layer's rule
+    for a put: refused while a record of the key is live (not expired, or in progress
+    within its in-progress expiry). For benchmarks whose storage is in memory: the
+    fan-out workers then run the idempotency path that ships, without a database.
+
+    Hand-written because Powertools ships only DynamoDB, Redis and cache layers.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._records: dict[str, DataRecord] = {}
+        self._lock = threading.Lock()
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        with self._lock:
+            record = self._records.get(idempotency_key)
+        if record is None:
+            raise IdempotencyItemNotFoundError
+        return record
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        now = time.time()
+        with self._lock:
+            old = self._records.get(data_record.idempotency_key)
+            if old is not None and old.expiry_timestamp is not None \
+                    and old.expiry_timestamp >= now and not _in_progress_expired(old, now):
+                raise IdempotencyItemAlreadyExistsError(old_data_record=old)
+            self._records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            self._records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            self._records.pop(data_record.idempotency_key, None)
+
+
+def _in_progress_expired(record: DataRecord, now: float) -> bool:
+    return (record.status == STATUS_CONSTANTS["INPROGRESS"]
+            and record.in_progress_expiry_timestamp is not None
+            and record.in_progress_expiry_timestamp < now * 1000)

@@ -2,15 +2,14 @@
 
 :class:`GatewaySettings` holds API Gateway's limits and timeouts (AWS defaults) and the
 execution model; :class:`Faults` holds the fault-injection switches. Both are plain
-dataclasses: tests build them directly, the CLI builds them from flags whose defaults
-come from environment variables (see docs/local.md for the table).
+dataclasses: tests build them directly, the CLI builds them from the options that
+local/flags.py declares (flags whose defaults come from environment variables).
 """
 
 from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 KB = 1024
@@ -96,28 +95,3 @@ class Faults:
             return True
         with self._lock:
             return self._rng.random() < fraction
-
-
-def env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-
-
-def env_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def env_list(env: Mapping[str, str], name: str) -> list[str]:
-    raw = env.get(name, "")
-    return [item.strip() for item in raw.split(",") if item.strip()]

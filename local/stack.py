@@ -33,9 +33,11 @@ import boto3
 from chalicelib.settings import Settings
 from chalicelib.tables import create_tables
 from local.dynamodb_server import DynamoDBServer
+from local.flags import DEFAULT_REGION, DEFAULT_TABLE_PREFIX
 from local.gateway import Gateway
 from local.poller import StreamPoller
 from local.settings import Faults, GatewaySettings
+from local.tls import make_local_tls
 
 log = logging.getLogger("local.stack")
 
@@ -44,8 +46,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # For local runs only: >= 32 bytes as the app requires, and named so that nobody can
 # mistake it for a real secret. `python -m local token` signs with the same default.
 DEFAULT_JWT_SECRET = "streamer-local-development-secret-never-deploy"
-DEFAULT_TABLE_PREFIX = "streamer_"
-DEFAULT_REGION = "us-east-1"
 
 
 def jwt_secret(env: MutableMapping[str, str] | None = None) -> str:
@@ -116,6 +116,7 @@ class LocalStack:
         self.options = options
         self.env = os.environ if env is None else env
         self.dynamodb: DynamoDBServer | None = None
+        self.dynamodb_endpoint_url = ""  # known once start() has it
         self.gateway: Gateway | None = None
         self.poller: StreamPoller | None = None
 
@@ -165,6 +166,7 @@ class LocalStack:
         if endpoint is None:
             self.dynamodb = DynamoDBServer()
             endpoint = await asyncio.to_thread(self.dynamodb.start)
+        self.dynamodb_endpoint_url = endpoint
         self.env.pop("AWS_PROFILE", None)
         http_base = f"http://{opts.host}:{opts.port}"
         self.env.update(self.app_values(
@@ -178,9 +180,12 @@ class LocalStack:
             client.close()
         if "requests" in arns:
             self.env["REQUESTS_STREAM_ARN"] = arns["requests"]
+        # https for @connections too: Chalice's app.websocket_api posts only over TLS.
+        tls = make_local_tls()
+        self.env["AWS_CA_BUNDLE"] = str(tls.cert_path)
         app = load_app(opts.app_spec)
         self.gateway = Gateway(app, opts.host, opts.port, opts.settings, opts.faults, opts.region,
-                               app_spec=opts.app_spec, lambda_env=self.env)
+                               app_spec=opts.app_spec, lambda_env=self.env, tls=tls)
         await self.gateway.start()
         # With port 0 the URLs are known only now; no invocation has run yet (the loop
         # has not turned since the socket was bound), and the app reads them lazily.

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from local import eventloop
 from local.gateway import Gateway
 from local.settings import Faults, GatewaySettings
+from local.tls import LocalTls
 
 T = TypeVar("T")
 
@@ -37,10 +38,11 @@ class GatewayThread:
         app_spec: str | None = None,
         lambda_env: Mapping[str, str] | None = None,
         lambda_setup: str | None = None,
+        tls: LocalTls | None = None,
     ) -> None:
         self.gateway = Gateway(app, host, port, settings=settings, faults=faults,
                                app_spec=app_spec, lambda_env=lambda_env,
-                               lambda_setup=lambda_setup)
+                               lambda_setup=lambda_setup, tls=tls)
         self.loop = eventloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="gateway-loop",
                                         daemon=True)

@@ -120,3 +120,27 @@ def test_zip_is_lean(packaged: Packaged) -> None:
     assert not report.top_level & FORBIDDEN_PACKAGES
     assert {"app", "chalicelib", "jwt", "aws_lambda_powertools"} <= report.top_level
     assert 0 < report.size_bytes < MAX_ZIP_BYTES
+
+
+def test_zip_holds_no_test_kit_or_local_tooling(packaged: Packaged) -> None:
+    """The test kit (local/testapp.py, local/testkit.py) and the rest of local/ and
+    tests/ stay out of the Lambda package."""
+    import zipfile
+
+    with zipfile.ZipFile(packaged.out / "deployment.zip") as archive:
+        names = archive.namelist()
+    assert "chalicelib/custom.py" in names
+    assert not [n for n in names if n.startswith(("local/", "tests/", "bench/"))
+                or n in ("chalicelib/testing.py", "chalicelib/testkit.py")]
+
+
+def test_a_failed_package_is_one_line_naming_what_it_needs(tmp_path: Path) -> None:
+    """chalice package's failure (offline, say) is reported in one line that names
+    PyPI and the log holding the traceback, not as the traceback."""
+    from infra.package import failure_message
+
+    output = "Traceback (most recent call last):\n  File ...\nchalice.deploy.packager.X: boom\n"
+    message = failure_message(2, output, tmp_path / "package-dev.log")
+    assert "\n" not in message
+    assert "exited 2: chalice.deploy.packager.X: boom" in message
+    assert "PyPI" in message and str(tmp_path / "package-dev.log") in message

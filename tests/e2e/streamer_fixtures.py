@@ -28,14 +28,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from chalicelib import runtime
-from chalicelib.sending import ManagementApiSender
-from chalicelib.service import Streamer
 from chalicelib.settings import Settings
+from chalicelib.streamer import Streamer
 from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS
-from chalicelib.testing import make_token
 from local.settings import Faults, GatewaySettings
 from local.stack import app_environment, load_app
 from local.testing import GatewayThread
+from local.testkit import make_token
 from tests.support.fakes import FakeRequestStore, FakeStorage
 
 SECRET = "streamer-e2e-test-secret-of-at-least-32-bytes"
@@ -216,13 +215,8 @@ def in_memory_streamer(env: dict[str, str], storage: FakeStorage) -> Streamer:
     with concurrent writes (HTTP 500 "dictionary changed size during iteration").
     FakeStorage keeps DynamoStorage's contract (tests/functional/test_storage_contract.py).
     """
-    settings = Settings.from_env(env)
-    return Streamer(
-        settings, storage,
-        lambda endpoint: ManagementApiSender.for_endpoint(
-            endpoint, settings.region, settings.fanout_concurrency),
-        requests=FakeRequestStore(),
-    )
+    return runtime.build(settings=Settings.from_env({**env, "SENDER": "boto3"}),
+                         storage=storage, requests=FakeRequestStore())
 
 
 @pytest.fixture

@@ -195,3 +195,35 @@ def test_redeliver_switch_reaches_the_poller(dynamodb_endpoint: str, table_prefi
     assert ws_endpoint == connections_url
     assert env["TABLE_PREFIX"] == table_prefix
     assert env["REQUESTS_STREAM_ARN"].startswith("arn:aws:dynamodb:")
+
+
+def test_a_gone_connection_chosen_at_run_time(start_gateway: StartGateway,
+                                              recorder: Recorder) -> None:
+    """GET /_local/connections lists the open ids; PUT /_local/faults/gone/{id} makes that
+    one answer 410 from then on, and DELETE puts it back."""
+    import json
+    import urllib.request
+
+    gateway = start_gateway()
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=gateway.connections_url,
+                          config=NO_RETRIES)
+
+    def control(method: str, path: str) -> bytes:
+        request = urllib.request.Request(gateway.http_url + path, method=method)
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return bytes(answer.read())
+
+    try:
+        with connect(gateway.url, open_timeout=5, user_agent_header=None) as ws:
+            listed = json.loads(control("GET", "/_local/connections"))
+            chosen = listed[0]["connectionId"]
+            assert [c["connectionId"] for c in listed] == [connection_id_of(recorder, 0)]
+            assert listed[0]["identity"] == {"sourceIp": "127.0.0.1"}
+            control("PUT", f"/_local/faults/gone/{chosen}")
+            with pytest.raises(client.exceptions.GoneException):
+                client.post_to_connection(ConnectionId=chosen, Data=b"x")
+            control("DELETE", f"/_local/faults/gone/{chosen}")
+            client.post_to_connection(ConnectionId=chosen, Data=b"back")
+            assert ws.recv(timeout=5) == "back"
+    finally:
+        client.close()

@@ -12,7 +12,7 @@ from websockets.typing import Subprotocol
 from local.testing import GatewayThread
 from tests.e2e.conftest import Recorder, connection_id_of
 
-AWS_ID = re.compile(r"^[A-Za-z0-9+/]{15}=$")
+AWS_ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")
 
 
 def test_accepts_when_connect_handler_returns_200(gateway: GatewayThread,

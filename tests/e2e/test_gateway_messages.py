@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from local.settings import GatewaySettings
@@ -34,14 +34,18 @@ def test_text_message_event_has_aws_shape(gateway: GatewayThread, recorder: Reco
     assert context["connectedAt"] == connect_context["connectedAt"]
 
 
-def test_binary_message_is_base64_encoded(gateway: GatewayThread, recorder: Recorder) -> None:
-    """A binary frame arrives base64-encoded with ``isBase64Encoded`` true."""
-    payload = bytes(range(256))
+def test_binary_frame_closes_with_1003_and_never_reaches_the_app(
+        gateway: GatewayThread, recorder: Recorder) -> None:
+    """A binary frame closes the connection with 1003, as API Gateway does; ``$default``
+    is not invoked, and ``$disconnect`` reports 1003."""
     with connect(gateway.url, open_timeout=5) as ws:
-        ws.send(payload)
-        event = recorder.wait_for("$default")
-    assert event["isBase64Encoded"] is True
-    assert base64.b64decode(event["body"]) == payload
+        ws.send(bytes(range(256)))
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+        assert ws.close_code == 1003
+    event = recorder.wait_for("$disconnect")
+    assert event["requestContext"]["disconnectStatusCode"] == 1003
+    assert recorder.events["$default"] == []
 
 
 def test_messages_are_dispatched_in_arrival_order(start_gateway: StartGateway,

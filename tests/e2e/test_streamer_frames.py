@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.streamer_fixtures import StartStreamer, StreamerStack
 
@@ -129,12 +130,18 @@ def test_bad_frames_get_error_frames_and_connection_stays_usable(
     assert client.subscribe("still-works")["type"] == "ack"
 
 
-def test_binary_frame_is_a_bad_request(streamer: StreamerStack) -> None:
-    """A binary frame answers ``bad_request`` and the connection stays open."""
+def test_binary_frame_closes_the_connection_with_1003(streamer: StreamerStack) -> None:
+    """A binary frame closes the connection with 1003 (API Gateway's rule), and the
+    $disconnect it causes removes the connection's row."""
     client = streamer.client()
     client.ws.send(json.dumps({"action": "ping", "id": "b"}).encode())
-    _error(client.wait_for(lambda f: f["type"] == "error"), "bad_request", None)
-    assert client.call({"action": "ping", "id": "p"})["type"] == "pong"
+    with pytest.raises(ConnectionClosed):
+        client.ws.recv(timeout=5)
+    assert client.ws.close_code == 1003
+    deadline = time.monotonic() + 5
+    while streamer.connection_rows() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert streamer.connection_rows() == []
 
 
 def test_subscription_limit_answers_limit_exceeded(start_streamer: StartStreamer) -> None:

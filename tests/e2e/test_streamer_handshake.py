@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 import urllib.parse
+from collections.abc import Iterator
 
 import jwt
 import pytest
@@ -104,17 +105,25 @@ def test_allowed_origin_and_no_origin_are_accepted(start_streamer: StartStreamer
     assert sorted(row["user_id"]["S"] for row in stack.connection_rows()) == ["browser", "native"]
 
 
-def _raw_handshake(stack: StreamerStack, target: str, headers: list[tuple[str, str]]) -> int:
+@contextlib.contextmanager
+def _raw_handshake(stack: StreamerStack, target: str,
+                   headers: list[tuple[str, str]]) -> Iterator[int]:
     """The status of a WebSocket upgrade sent byte for byte, so that a header or a query
-    parameter can be repeated as no WebSocket client library would."""
+    parameter can be repeated as no WebSocket client library would. The socket stays
+    open for the block: closing it would run $disconnect, which deletes the row."""
     host, port = urllib.parse.urlsplit(stack.url).netloc.split(":")
     lines = [f"GET {target} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket",
              "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
              "Sec-WebSocket-Version: 13", *(f"{k}: {v}" for k, v in headers)]
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        status_line = sock.makefile("rb").readline().decode()
-    return int(status_line.split()[1])
+        with sock.makefile("rb") as answer:
+            yield int(answer.readline().decode().split()[1])
+
+
+def _status(stack: StreamerStack, target: str, headers: list[tuple[str, str]]) -> int:
+    with _raw_handshake(stack, target, headers) as status:
+        return status
 
 
 def test_two_authorization_parameters_are_refused(streamer: StreamerStack) -> None:
@@ -123,18 +132,20 @@ def test_two_authorization_parameters_are_refused(streamer: StreamerStack) -> No
     valid, other = streamer.token("alice"), streamer.token("mallory")
     for first, second in (("garbage", valid), (valid, other), (valid, valid)):
         query = urllib.parse.urlencode([("Authorization", first), ("Authorization", second)])
-        assert _raw_handshake(streamer, f"/?{query}", []) == 401
-    assert _raw_handshake(streamer, "/?" + urllib.parse.urlencode({"Authorization": valid}),
-                          []) == 101
-    assert [row["user_id"]["S"] for row in streamer.connection_rows()] == ["alice"]
+        assert _status(streamer, f"/?{query}", []) == 401
+    assert streamer.connection_rows() == []
+    single = "/?" + urllib.parse.urlencode({"Authorization": valid})
+    with _raw_handshake(streamer, single, []) as status:
+        assert status == 101
+        assert [row["user_id"]["S"] for row in streamer.connection_rows()] == ["alice"]
 
 
 def test_two_authorization_headers_differing_in_case_are_refused(
         streamer: StreamerStack) -> None:
     """'Authorization' and 'authorization' headers with two users' tokens: 401, no row."""
     alice, mallory = streamer.token("alice"), streamer.token("mallory")
-    status = _raw_handshake(streamer, "/", [("Authorization", f"Bearer {alice}"),
-                                            ("authorization", f"Bearer {mallory}")])
+    status = _status(streamer, "/", [("Authorization", f"Bearer {alice}"),
+                                     ("authorization", f"Bearer {mallory}")])
     assert status == 401
     assert streamer.connection_rows() == []
 
@@ -143,10 +154,12 @@ def test_two_origin_headers_are_refused(start_streamer: StartStreamer) -> None:
     """With ALLOWED_ORIGINS set, a disallowed then an allowed Origin header: 403, no row."""
     stack = start_streamer(ALLOWED_ORIGINS=ALLOWED)
     query = "/?" + urllib.parse.urlencode({"Authorization": stack.token()})
-    assert _raw_handshake(stack, query, [("Origin", "https://evil.example.net"),
-                                         ("Origin", ALLOWED)]) == 403
-    assert _raw_handshake(stack, query, [("Origin", ALLOWED)]) == 101
-    assert len(stack.connection_rows()) == 1
+    assert _status(stack, query, [("Origin", "https://evil.example.net"),
+                                  ("Origin", ALLOWED)]) == 403
+    assert stack.connection_rows() == []
+    with _raw_handshake(stack, query, [("Origin", ALLOWED)]) as status:
+        assert status == 101
+        assert len(stack.connection_rows()) == 1
 
 
 def _raw_exchange(stack: StreamerStack, request: bytes) -> bytes:

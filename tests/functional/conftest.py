@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,11 +16,13 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import runtime, testing
+from chalicelib import runtime
 from chalicelib.observability import logger
-from chalicelib.service import Streamer
 from chalicelib.storage import DynamoStorage
-from tests.support.sink import ConnectionsSink
+from chalicelib.streamer import Streamer
+from chalicelib.tasks import TaskTable
+from local import testkit
+from local.sink import ConnectionsSink
 
 Output = Callable[[], list[dict[str, Any]]]
 SECRET = "functional-test-secret-0123456789abcdef"
@@ -45,6 +48,16 @@ def base_env(dynamodb_endpoint: str, table_prefix: str, sink: ConnectionsSink) -
 
 
 @dataclass
+class Clock:
+    """The app's clock: real time plus ``offset`` seconds, which a test may move."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
 class Harness:
     """The app under test, with helpers that speak in frames."""
 
@@ -55,34 +68,35 @@ class Harness:
     dynamodb: Any
     prefix: str
     env: dict[str, str]
+    clock: Clock
     counter: int = field(default=0)
 
     def token(self, user_id: str = "u1", tenant_id: str = "t1",
               permissions: tuple[str, ...] = ("read", "write"), **claims: Any) -> str:
-        return testing.make_token(SECRET, user_id=user_id, tenant_id=tenant_id,
+        return testkit.make_token(SECRET, user_id=user_id, tenant_id=tenant_id,
                                   permissions=permissions, **claims)
 
     def connect(self, user_id: str = "u1", tenant_id: str = "t1",
                 permissions: tuple[str, ...] = ("read", "write"), **kwargs: Any) -> str:
         """Connect a new client and return its connection id (asserting 200)."""
-        connection_id = testing.connection_id()
+        connection_id = testkit.connection_id()
         token = self.token(user_id, tenant_id, permissions)
         status = self.invoke_connect(connection_id, token=token, **kwargs)
         assert status == 200
         return connection_id
 
     def invoke_connect(self, connection_id: str, **kwargs: Any) -> int:
-        event = testing.connect_event(connection_id, **kwargs)
+        event = testkit.connect_event(connection_id, **kwargs)
         result = self.client.lambda_.invoke("connect", event)
         return int(result.payload["statusCode"])
 
     def send(self, connection_id: str, frame: dict[str, Any] | str | bytes) -> dict[str, Any]:
         """Send one frame and return the newest frame the connection received."""
-        self.client.lambda_.invoke("message", testing.message_event(connection_id, frame))
+        self.client.lambda_.invoke("message", testkit.message_event(connection_id, frame))
         return self.sink.last(connection_id)
 
     def disconnect(self, connection_id: str) -> None:
-        self.client.lambda_.invoke("disconnect", testing.disconnect_event(connection_id))
+        self.client.lambda_.invoke("disconnect", testkit.disconnect_event(connection_id))
 
     def push(self, payload: dict[str, Any]) -> Any:
         return self.client.lambda_.invoke("publish", payload)
@@ -93,12 +107,14 @@ class Harness:
 
 
 def make_harness(env: dict[str, str], sink: ConnectionsSink, dynamodb_client: Any,
-                 table_prefix: str) -> Harness:
-    streamer = runtime.build({**os.environ, **env})
+                 table_prefix: str, *, tasks: TaskTable | None = None) -> Harness:
+    clock = Clock()
+    streamer = runtime.build({**os.environ, **env}, tasks=tasks, clock=clock)
     runtime.configure(streamer)
-    assert isinstance(streamer.storage, DynamoStorage)
-    return Harness(Client(app), sink, streamer, streamer.storage, dynamodb_client,
-                   table_prefix, env)
+    storage = streamer.services.storage
+    assert isinstance(storage, DynamoStorage)
+    return Harness(Client(app), sink, streamer, storage, dynamodb_client, table_prefix, env,
+                   clock)
 
 
 @pytest.fixture
@@ -108,10 +124,16 @@ def env(dynamodb_endpoint: str, table_prefix: str, sink: ConnectionsSink) -> dic
 
 
 @pytest.fixture
+def tasks() -> TaskTable | None:
+    """The app's kinds of work: the default ones unless a test module overrides this."""
+    return None
+
+
+@pytest.fixture
 def harness(env: dict[str, str], sink: ConnectionsSink, dynamodb_client: Any,
-            table_prefix: str) -> Iterator[Harness]:
+            table_prefix: str, tasks: TaskTable | None) -> Iterator[Harness]:
     sink.reset()
-    h = make_harness(env, sink, dynamodb_client, table_prefix)
+    h = make_harness(env, sink, dynamodb_client, table_prefix, tasks=tasks)
     yield h
     runtime.reset()
 
@@ -145,8 +167,9 @@ def output(capsys: pytest.CaptureFixture[str]) -> Iterator[Output]:
 
 @pytest.fixture
 def harness_factory(env: dict[str, str], sink: ConnectionsSink, dynamodb_client: Any,
-                    table_prefix: str) -> Iterator[Callable[[], Harness]]:
+                    table_prefix: str,
+                    tasks: TaskTable | None) -> Iterator[Callable[[], Harness]]:
     """Build the harness after the test has adjusted ``env``."""
     sink.reset()
-    yield lambda: make_harness(env, sink, dynamodb_client, table_prefix)
+    yield lambda: make_harness(env, sink, dynamodb_client, table_prefix, tasks=tasks)
     runtime.reset()

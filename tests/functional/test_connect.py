@@ -9,7 +9,7 @@ from collections.abc import Callable
 import jwt
 import pytest
 
-from chalicelib import testing
+from local import testkit
 from tests.functional.conftest import SECRET, Harness, Output
 
 
@@ -38,16 +38,16 @@ def test_header_token_is_accepted(harness: Harness) -> None:
     [
         ("missing", {}),
         ("garbage", {"token": "not-a-jwt"}),
-        ("bad signature", {"token": testing.make_token("x" * 40, user_id="u", tenant_id="t")}),
-        ("expired", {"token": testing.make_token(SECRET, user_id="u", tenant_id="t",
+        ("bad signature", {"token": testkit.make_token("x" * 40, user_id="u", tenant_id="t")}),
+        ("expired", {"token": testkit.make_token(SECRET, user_id="u", tenant_id="t",
                                                  ttl_seconds=-10)}),
         ("permissions not a list", {"token": jwt.encode(
             {"user_id": "u", "tenant_id": "t", "permissions": "read",
              "iat": int(time.time()), "exp": int(time.time()) + 60}, SECRET)}),
-        ("bad user id", {"token": testing.make_token(SECRET, user_id="a#b", tenant_id="t")}),
-        ("tokens differ", {"token": testing.make_token(SECRET, user_id="u", tenant_id="t"),
+        ("bad user id", {"token": testkit.make_token(SECRET, user_id="a#b", tenant_id="t")}),
+        ("tokens differ", {"token": testkit.make_token(SECRET, user_id="u", tenant_id="t"),
                            "headers": {"Authorization": "Bearer "
-                                       + testing.make_token(SECRET, user_id="v", tenant_id="t")}}),
+                                       + testkit.make_token(SECRET, user_id="v", tenant_id="t")}}),
     ],
 )
 def test_refused_handshake_is_401_and_writes_nothing(harness: Harness, case: str,
@@ -80,7 +80,7 @@ def test_origin_outside_allow_list_is_403(env: dict[str, str], env_change: dict[
 def test_token_never_reaches_the_logs(harness: Harness, output: Output) -> None:
     """Neither an accepted nor a refused token appears in any log line."""
     good = harness.token()
-    bad = testing.make_token("y" * 40, user_id="u", tenant_id="t")
+    bad = testkit.make_token("y" * 40, user_id="u", tenant_id="t")
     assert harness.invoke_connect("g1", token=good) == 200
     assert harness.invoke_connect("b1", token=bad) == 401
     out = json.dumps(output())

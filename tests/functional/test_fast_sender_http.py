@@ -37,7 +37,8 @@ from chalicelib.errors import (
     ThrottledError,
 )
 from chalicelib.fast_sender import FastSender, StaticCredentials
-from chalicelib.sending import Fanout, ManagementApiSender
+from chalicelib.management_api import ManagementApiSender
+from chalicelib.sending import Fanout
 from tests.unit.test_fast_sender import botocore_headers
 
 REGION = "us-east-1"

@@ -170,8 +170,7 @@ def test_null_data_is_a_valid_message(harness: Harness) -> None:
 def test_expired_token_refuses_actions_but_not_ping(harness: Harness) -> None:
     """After the token's exp, actions answer unauthorized while ping still works."""
     c = harness.connect()
-    now = harness.streamer.now()
-    harness.streamer._clock = lambda: now + 7200  # the token lived an hour
+    harness.clock.offset = 7200  # the token lived an hour
     assert harness.send(c, {"action": "subscribe", "channel": "x", "id": "e"})["code"] == (
         "unauthorized")
     assert harness.send(c, {"action": "ping"}) == {"type": "pong"}
@@ -243,9 +242,9 @@ def test_many_subscribers_across_shards_each_get_one_copy(harness: Harness) -> N
 
 
 def _event(connection_id: str, frame: dict[str, Any]) -> dict[str, Any]:
-    from chalicelib import testing
+    from local import testkit
 
-    return testing.message_event(connection_id, frame)
+    return testkit.message_event(connection_id, frame)
 
 
 @pytest.mark.parametrize("levels", [40, 980])

@@ -14,8 +14,8 @@ from chalicelib.errors import StorageError
 from chalicelib.parallel import Job, ParallelFanout
 from chalicelib.storage import DynamoStorage
 from chalicelib.tables import IDEMPOTENCY
+from local.sink import ConnectionsSink
 from tests.functional.conftest import Harness, Output
-from tests.support.sink import ConnectionsSink
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_retried_worker_delivers_nothing_twice_and_drops_nothing(
                              invoke=None, idempotency=persistence)
     job = Job("t1", "big", "msg-1", b'{"type":"message","data":1}', (0, 1, 2, 3), None,
               harness.sink.endpoint_url)
-    fanout = harness.streamer.fanout_for(harness.sink.endpoint_url)
+    fanout = harness.streamer.services.fanout_for(harness.sink.endpoint_url)
     context = LambdaContext("fanout", memory_size=128, max_runtime_ms=60_000)
     with pytest.raises(StorageError):
         workers.work(job, fanout, context)
@@ -136,3 +136,24 @@ def test_refused_worker_invocation_is_delivered_inline(parallel: Harness, output
     assert [len(h.sink.received(c, "message")) for c in conns] == [1] * len(conns)
     assert any(line.get("message") == "fan-out worker not invoked; delivering inline"
                for line in output())
+
+
+def test_memory_idempotency_store_delivers_a_retried_shard_once(harness: Harness) -> None:
+    """A worker retried with the same job over MemoryIdempotencyStore (the benchmarks'
+    layer) skips the shards it delivered, as over DynamoDB."""
+    from chalicelib.parallel import Job, ParallelFanout
+    from local.memory import MemoryIdempotencyStore
+
+    c = harness.connect()
+    harness.send(c, {"action": "subscribe", "channel": "big"})
+    parallel = ParallelFanout(harness.storage, threshold=1, shards_per_worker=4,
+                              function_name="fanout", invoke=None,
+                              idempotency=MemoryIdempotencyStore())
+    job = Job("t1", "big", "m1", b'{"type":"message"}', (0, 1, 2, 3), None,
+              harness.sink.endpoint_url)
+    fanout = harness.streamer.services.fanout_for(harness.sink.endpoint_url)
+    context = LambdaContext("fanout", memory_size=128, max_runtime_ms=60_000)
+    first = parallel.work(job, fanout, context)
+    again = parallel.work(job, fanout, context)
+    assert first["delivered"] == again["delivered"] == 1
+    assert harness.sink.received(c, "message") == [{"type": "message"}]

@@ -6,7 +6,8 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import push, runtime, testing
+from chalicelib import push, runtime
+from local import testkit
 from tests.functional.conftest import SECRET, Harness
 
 
@@ -71,11 +72,11 @@ def test_app_builds_itself_from_the_environment(env: dict[str, str],
         monkeypatch.setenv(key, value)
     runtime.reset()
     try:
-        token = testing.make_token(SECRET, user_id="u", tenant_id="t")
+        token = testkit.make_token(SECRET, user_id="u", tenant_id="t")
         with Client(app) as client:
-            response = client.lambda_.invoke("connect", testing.connect_event("env1", token=token))
+            response = client.lambda_.invoke("connect", testkit.connect_event("env1", token=token))
         assert response.payload == {"statusCode": 200}
-        assert runtime.streamer().storage.get_connection("env1") is not None
+        assert runtime.streamer().services.storage.get_connection("env1") is not None
     finally:
         runtime.reset()
 
@@ -93,7 +94,7 @@ def test_push_data_nested_too_deeply_is_bad_request(harness: Harness) -> None:
     from chalicelib.errors import BadRequest
 
     data: list[object] = []
-    for _ in range(5000):
+    for _ in range(100_000):  # past every Python's JSON recursion bound (3.13: ~10,000)
         data = [data]
     with pytest.raises(BadRequest, match="nests too deeply"):
-        harness.streamer.prepare_message("t1", "system", "c", data)
+        harness.streamer.services.prepare_message("t1", "system", "c", data)

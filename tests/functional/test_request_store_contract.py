@@ -9,16 +9,10 @@ import boto3
 import pytest
 
 from chalicelib.errors import StorageError
-from chalicelib.request_store import (
-    CANCELLED,
-    FAILED,
-    PENDING,
-    RUNNING,
-    SUCCEEDED,
-    DynamoRequestStore,
-    RequestRecord,
-    RequestStore,
-)
+from chalicelib.interfaces import RequestStore
+from chalicelib.model import RequestRecord
+from chalicelib.model import RequestState as State
+from chalicelib.request_store import DynamoRequestStore
 from tests.support.fakes import FakeRequestStore
 
 NOW = 1_800_000_000.0
@@ -37,7 +31,7 @@ def store(request: pytest.FixtureRequest) -> RequestStore:
 def record(request_id: str = "r1", connection_id: str = "c1") -> RequestRecord:
     return RequestRecord(
         request_id=request_id, tenant_id="t", user_id="u", connection_id=connection_id,
-        kind="echo", payload={"a": [1, "b"]}, state=PENDING, endpoint="https://x/dev",
+        kind="echo", payload={"a": [1, "b"]}, state=State.PENDING, endpoint="https://x/dev",
         created_at_ms=int(NOW * 1000), expires_at=int(NOW) + 3600,
     )
 
@@ -57,7 +51,8 @@ def test_claim_happens_once(store: RequestStore) -> None:
     assert store.claim("r1", lease_until=NOW + 60) is True
     assert store.claim("r1", lease_until=NOW + 60) is False
     current = store.get("r1")
-    assert current is not None and current.state == RUNNING and current.lease_until == NOW + 60
+    assert current is not None
+    assert (current.state, current.lease_until) == (State.RUNNING, NOW + 60)
 
 
 def test_progress_and_finish_only_while_running(store: RequestStore) -> None:
@@ -66,12 +61,13 @@ def test_progress_and_finish_only_while_running(store: RequestStore) -> None:
     assert store.set_progress("r1", 0.5) is False
     store.claim("r1", lease_until=NOW + 60)
     assert store.set_progress("r1", 0.5) is True
-    assert store.finish("r1", SUCCEEDED, result={"ok": True}, expires_at=int(NOW) + 99) is True
-    assert store.finish("r1", FAILED, error=("failed", "x"), expires_at=int(NOW) + 99) is False
+    later = int(NOW) + 99
+    assert store.finish("r1", State.SUCCEEDED, result={"ok": True}, expires_at=later) is True
+    assert store.finish("r1", State.FAILED, error=("failed", "x"), expires_at=later) is False
     assert store.set_progress("r1", 0.9) is False
     done = store.get("r1")
     assert done is not None
-    assert (done.state, done.progress, done.result) == (SUCCEEDED, 1.0, {"ok": True})
+    assert (done.state, done.progress, done.result) == (State.SUCCEEDED, 1.0, {"ok": True})
 
 
 def test_cancel_moves_live_requests_only(store: RequestStore) -> None:
@@ -80,10 +76,10 @@ def test_cancel_moves_live_requests_only(store: RequestStore) -> None:
         store.create(record(rid))
     store.claim("r", lease_until=NOW + 60)
     store.claim("f", lease_until=NOW + 60)
-    store.finish("f", FAILED, error=("failed", "boom"), expires_at=int(NOW) + 99)
+    store.finish("f", State.FAILED, error=("failed", "boom"), expires_at=int(NOW) + 99)
     assert [store.cancel(rid) for rid in ("p", "r", "f", "none")] == [
-        (True, CANCELLED), (True, CANCELLED), (False, FAILED), (False, None)]
-    assert store.cancel("p") == (False, CANCELLED)  # a second cancel moves nothing
+        (True, State.CANCELLED), (True, State.CANCELLED), (False, State.FAILED), (False, None)]
+    assert store.cancel("p") == (False, State.CANCELLED)  # a second cancel moves nothing
     assert store.claim("p", lease_until=NOW + 60) is False
     failed = store.get("f")
     assert failed is not None and (failed.error_code, failed.error_message) == ("failed", "boom")
@@ -93,9 +89,9 @@ def test_finish_if_lease_expired(store: RequestStore) -> None:
     """The lease condition fails a running request only once its lease has passed."""
     store.create(record())
     store.claim("r1", lease_until=NOW + 60)
-    assert store.finish("r1", FAILED, error=("failed", "late"), expires_at=int(NOW) + 9,
+    assert store.finish("r1", State.FAILED, error=("failed", "late"), expires_at=int(NOW) + 9,
                         only_if_lease_before=NOW) is False
-    assert store.finish("r1", FAILED, error=("failed", "late"), expires_at=int(NOW) + 9,
+    assert store.finish("r1", State.FAILED, error=("failed", "late"), expires_at=int(NOW) + 9,
                         only_if_lease_before=NOW + 61) is True
 
 
@@ -115,14 +111,14 @@ def test_abandon_fails_live_requests_and_drops_their_payload(store: RequestStore
         store.create(record(rid))
     store.claim("r", lease_until=NOW + 60)
     store.claim("s", lease_until=NOW + 60)
-    store.finish("s", SUCCEEDED, result=1, expires_at=int(NOW) + 99)
+    store.finish("s", State.SUCCEEDED, result=1, expires_at=int(NOW) + 99)
     assert [store.abandon(rid, "unreadable", int(NOW) + 50)
             for rid in ("p", "r", "s", "none")] == [True, True, False, False]
     for rid in ("p", "r"):
         failed = store.get(rid)
         assert failed is not None
         assert (failed.state, failed.error_code, failed.error_message, failed.payload,
-                failed.expires_at) == (FAILED, "failed", "unreadable", {}, int(NOW) + 50)
+                failed.expires_at) == (State.FAILED, "failed", "unreadable", {}, int(NOW) + 50)
     assert store.abandon("p", "again", int(NOW) + 50) is False
     done = store.get("s")
-    assert done is not None and done.state == SUCCEEDED and done.payload == {"a": [1, "b"]}
+    assert done is not None and done.state == State.SUCCEEDED and done.payload == {"a": [1, "b"]}

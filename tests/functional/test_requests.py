@@ -1,6 +1,6 @@
 """Asynchronous requests through chalice.test.Client: actions, processor, state machine.
 
-The processor is invoked with stream events built by chalicelib.testing from the rows
+The processor is invoked with stream events built by local.testkit from the rows
 the app really wrote, as DynamoDB Streams would deliver them.
 """
 
@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import testing
-from chalicelib.request_store import RUNNING
-from chalicelib.tasks import Requester, TaskContext, tasks
+from chalicelib.model import RequestState
+from chalicelib.registry import default_tasks
+from chalicelib.tasks import Requester, TaskContext, TaskTable
+from local import testkit
 from tests.functional.conftest import Harness, Output
 
 HOOKS: dict[str, Callable[[int], None]] = {}
@@ -50,9 +51,14 @@ def _stubborn(payload: dict[str, Any], requester: Requester, ctx: TaskContext) -
     return {"done": done}
 
 
-tasks.task("test-hooked")(_hooked)
-tasks.task("test-explode")(_explode)
-tasks.task("test-stubborn")(_stubborn)
+@pytest.fixture
+def tasks() -> TaskTable:
+    """The default kinds plus this module's test kinds, in a table of their own."""
+    table = default_tasks()
+    table.add("test-hooked", _hooked)
+    table.add("test-explode", _explode)
+    table.add("test-stubborn", _stubborn)
+    return table
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +80,7 @@ def row(h: Harness, request_id: str) -> dict[str, Any]:
 
 
 def process(h: Harness, *records: dict[str, Any]) -> Any:
-    return h.client.lambda_.invoke("process", testing.stream_event(*records)).payload
+    return h.client.lambda_.invoke("process", testkit.stream_event(*records)).payload
 
 
 def frames(h: Harness, conn: str, request_id: str) -> list[dict[str, Any]]:
@@ -86,7 +92,7 @@ def test_count_sends_each_progress_then_the_result(harness: Harness) -> None:
     c = harness.connect()
     rid = request(harness, c, "count", {"steps": 3, "interval_ms": 0})
     assert row(harness, rid)["state"] == {"S": "pending"}
-    assert process(harness, testing.insert_record(row(harness, rid))) == {"batchItemFailures": []}
+    assert process(harness, testkit.insert_record(row(harness, rid))) == {"batchItemFailures": []}
     got = frames(harness, c, rid)
     assert [f["type"] for f in got if f["type"] != "ack"] == ["progress"] * 3 + ["result"]
     assert [f["progress"] for f in got if f["type"] == "progress"] == pytest.approx(
@@ -101,7 +107,7 @@ def test_echo_result_is_the_payload(harness: Harness) -> None:
     """echo's result is its payload."""
     c = harness.connect()
     rid = request(harness, c, "echo", {"x": [1, "two"]})
-    process(harness, testing.insert_record(row(harness, rid)))
+    process(harness, testkit.insert_record(row(harness, rid)))
     assert harness.sink.last(c) == {"type": "result", "request_id": rid,
                                     "data": {"x": [1, "two"]}}
 
@@ -119,10 +125,10 @@ def test_duplicate_and_out_of_order_records_run_the_work_once(harness: Harness) 
     c = harness.connect()
     rid = request(harness, c, "count", {"steps": 2, "interval_ms": 0})
     pending = row(harness, rid)
-    running = {**pending, "state": {"S": RUNNING}}
-    insert = testing.insert_record(pending)
+    running = {**pending, "state": {"S": RequestState.RUNNING}}
+    insert = testkit.insert_record(pending)
     # A later MODIFY seen first, then the INSERT twice in one batch, then again later.
-    process(harness, testing.modify_record(pending, running), insert, insert)
+    process(harness, testkit.modify_record(pending, running), insert, insert)
     process(harness, insert)
     got = frames(harness, c, rid)
     assert [f["type"] for f in got if f["type"] != "ack"] == ["progress", "progress", "result"]
@@ -132,7 +138,7 @@ def test_raising_task_fails_the_request_without_a_stack_trace(harness: Harness) 
     """A task that raises marks the request failed and sends an error frame code failed."""
     c = harness.connect()
     rid = request(harness, c, "test-explode", {})
-    assert process(harness, testing.insert_record(row(harness, rid))) == {"batchItemFailures": []}
+    assert process(harness, testkit.insert_record(row(harness, rid))) == {"batchItemFailures": []}
     error = harness.sink.last(c)
     assert error["type"] == "error" and error["code"] == "failed"
     assert error["request_id"] == rid
@@ -146,8 +152,8 @@ def test_poison_record_is_skipped_and_the_rest_runs(harness: Harness, output: Ou
     """A record that cannot be parsed is logged and skipped; the batch's other records run."""
     c = harness.connect()
     rid = request(harness, c, "echo", {"n": 1})
-    poison = testing.insert_record(testing.typed({"request_id": "p", "state": "pending"}))
-    result = process(harness, poison, testing.insert_record(row(harness, rid)))
+    poison = testkit.insert_record(testkit.typed({"request_id": "p", "state": "pending"}))
+    result = process(harness, poison, testkit.insert_record(row(harness, rid)))
     assert result == {"batchItemFailures": []}
     assert harness.sink.last(c)["type"] == "result"
     assert any(line.get("message") == "stream record could not be handled" for line in output())
@@ -162,7 +168,8 @@ def spoil_payload(h: Harness, request_id: str, payload: str) -> dict[str, Any]:
     return row(h, request_id)
 
 
-@pytest.mark.parametrize("payload", ["[" * 5000 + "]" * 5000, "not json", '{"a": NaN'])
+# 100,000 levels: past every Python's JSON recursion bound (3.13 parses ~10,000).
+@pytest.mark.parametrize("payload", ["[" * 100_000 + "]" * 100_000, "not json", '{"a": NaN'])
 def test_unreadable_request_fails_and_frees_its_slot(
         env: dict[str, str], harness_factory: Callable[[], Harness], payload: str) -> None:
     """A request the processor cannot read is failed with a reason, at once and not
@@ -172,7 +179,7 @@ def test_unreadable_request_fails_and_frees_its_slot(
     c = h.connect()
     rid = request(h, c, "echo", {"n": 1})
     bad = spoil_payload(h, rid, payload)
-    assert process(h, testing.insert_record(bad)) == {"batchItemFailures": []}
+    assert process(h, testkit.insert_record(bad)) == {"batchItemFailures": []}
     stored = row(h, rid)
     assert stored["state"] == {"S": "failed"}
     assert stored["error_message"]["S"] == "the processor could not handle this request"
@@ -184,7 +191,7 @@ def test_unreadable_request_fails_and_frees_its_slot(
     assert status["error"]["message"] == "the processor could not handle this request"
     request(h, c, "echo", {}, "next")  # the slot was freed
     # The record delivered again (at least once) changes nothing and frees nothing twice.
-    assert process(h, testing.insert_record(bad)) == {"batchItemFailures": []}
+    assert process(h, testkit.insert_record(bad)) == {"batchItemFailures": []}
     assert h.send(c, {"action": "request", "kind": "echo", "payload": {},
                       "id": "over"})["code"] == "limit_exceeded"
 
@@ -194,8 +201,8 @@ def test_unreadable_request_does_not_block_the_batch(harness: Harness) -> None:
     c = harness.connect()
     poisoned, good = request(harness, c, "echo", {}, "p"), request(harness, c, "echo", {}, "g")
     bad = spoil_payload(harness, poisoned, "[" * 3000)
-    result = process(harness, testing.insert_record(bad, sequence_number="1"),
-                     testing.insert_record(row(harness, good), sequence_number="2"))
+    result = process(harness, testkit.insert_record(bad, sequence_number="1"),
+                     testkit.insert_record(row(harness, good), sequence_number="2"))
     assert result == {"batchItemFailures": []}
     assert row(harness, good)["state"] == {"S": "succeeded"}
     assert row(harness, poisoned)["state"] == {"S": "failed"}
@@ -219,8 +226,8 @@ def test_infrastructure_error_fails_only_that_record(harness: Harness) -> None:
     c = harness.connect()
     rid = request(harness, c, "echo", {"n": 1})
     broken = {**row(harness, rid), "request_id": {"S": ""}}  # DynamoDB refuses an empty key
-    bad = testing.insert_record(broken, sequence_number="111")
-    result = process(harness, bad, testing.insert_record(row(harness, rid)))
+    bad = testkit.insert_record(broken, sequence_number="111")
+    result = process(harness, bad, testkit.insert_record(row(harness, rid)))
     assert result == {"batchItemFailures": [{"itemIdentifier": "111"}]}
     assert harness.sink.last(c)["type"] == "result"
 
@@ -229,13 +236,13 @@ def test_cancel_before_start(harness: Harness) -> None:
     """Cancelling a pending request acks cancelled, tells the requester, and the work never runs."""
     c = harness.connect()
     rid = request(harness, c, "count", {"steps": 2, "interval_ms": 0})
-    harness.client.lambda_.invoke("message", testing.message_event(
+    harness.client.lambda_.invoke("message", testkit.message_event(
         c, {"action": "cancel", "request_id": rid, "id": "x"}))
     got = frames(harness, c, rid)
     assert {"type": "ack", "id": "x", "action": "cancel", "request_id": rid,
             "state": "cancelled"} in got
     assert any(f["type"] == "error" and f["code"] == "cancelled" for f in got)
-    process(harness, testing.insert_record(row(harness, rid)))
+    process(harness, testkit.insert_record(row(harness, rid)))
     assert not [f for f in frames(harness, c, rid) if f["type"] in ("progress", "result")]
 
 
@@ -250,7 +257,7 @@ def test_cancel_mid_way_stops_the_work_and_sends_no_result(harness: Harness) -> 
             assert reply["state"] == "cancelled"
 
     HOOKS["cancel"] = cancel_at
-    process(harness, testing.insert_record(row(harness, rid)))
+    process(harness, testkit.insert_record(row(harness, rid)))
     got = frames(harness, c, rid)
     assert len([f for f in got if f["type"] == "progress"]) == 2
     assert not [f for f in got if f["type"] == "result"]
@@ -263,7 +270,7 @@ def test_disconnect_mid_way_cancels(harness: Harness) -> None:
     c = harness.connect()
     rid = request(harness, c, "test-hooked", {"steps": 4, "hook": "bye"})
     HOOKS["bye"] = lambda step: harness.disconnect(c) if step == 2 else None
-    process(harness, testing.insert_record(row(harness, rid)))
+    process(harness, testkit.insert_record(row(harness, rid)))
     assert row(harness, rid)["state"] == {"S": "cancelled"}
     assert [f["type"] for f in frames(harness, c, rid)] == ["ack", "progress"]
 
@@ -283,7 +290,7 @@ def test_gone_client_mid_way_cancels(harness: Harness) -> None:
     c = harness.connect()
     rid = request(harness, c, "test-hooked", {"steps": 4, "hook": "gone"})
     HOOKS["gone"] = lambda step: harness.sink.gone.add(c) if step == 2 else None
-    process(harness, testing.insert_record(row(harness, rid)))
+    process(harness, testkit.insert_record(row(harness, rid)))
     assert row(harness, rid)["state"] == {"S": "cancelled"}
     assert harness.sink.attempts[c] >= 2
     assert harness.storage.get_connection(c) is None  # the 410 also removed the connection
@@ -293,7 +300,7 @@ def test_status_after_reconnect_and_not_found_for_others(harness: Harness) -> No
     """status answers any connection of the same user and tenant; others get not_found."""
     first = harness.connect("ann", "t1")
     rid = request(harness, first, "echo", {"v": 1})
-    process(harness, testing.insert_record(row(harness, rid)))
+    process(harness, testkit.insert_record(row(harness, rid)))
     harness.disconnect(first)
     again = harness.connect("ann", "t1")
     status = harness.send(again, {"action": "status", "request_id": rid, "id": "q"})
@@ -311,7 +318,7 @@ def test_cancel_of_finished_request_changes_nothing(harness: Harness) -> None:
     """Cancelling a finished request acks its final state and sends no cancelled error."""
     c = harness.connect()
     rid = request(harness, c, "echo", {})
-    process(harness, testing.insert_record(row(harness, rid)))
+    process(harness, testkit.insert_record(row(harness, rid)))
     harness.sink.reset()
     reply = harness.send(c, {"action": "cancel", "request_id": rid, "id": "z"})
     assert reply == {"type": "ack", "id": "z", "action": "cancel", "request_id": rid,
@@ -327,7 +334,7 @@ def test_status_while_pending_and_running(harness: Harness) -> None:
     seen: list[dict[str, Any]] = []
     HOOKS["peek"] = lambda step: seen.append(
         harness.send(c, {"action": "status", "request_id": rid})) if step == 2 else None
-    process(harness, testing.insert_record(row(harness, rid)))
+    process(harness, testkit.insert_record(row(harness, rid)))
     assert seen[0]["state"] == "running" and seen[0]["progress"] == 0.5
 
 
@@ -337,7 +344,7 @@ def test_time_budget_fails_the_request(harness: Harness) -> None:
     c = h.connect()
     # chalice.test gives an invocation 3 s; the second 1.5 s wait would overrun it.
     rid = request(h, c, "count", {"steps": 3, "interval_ms": 1500})
-    process(h, testing.insert_record(row(h, rid)))
+    process(h, testkit.insert_record(row(h, rid)))
     assert [f["type"] for f in frames(h, c, rid)].count("progress") == 1
     error = h.sink.last(c)
     assert error["type"] == "error" and error["code"] == "failed"
@@ -349,10 +356,10 @@ def test_abandoned_running_request_is_failed_when_looked_at(harness: Harness) ->
     """A request left running past its lease (its invocation died) reads back as failed."""
     c = harness.connect()
     rid = request(harness, c, "echo", {})
-    assert harness.streamer.requests.claim(rid, lease_until=harness.streamer.now() - 1)
+    assert harness.streamer.services.requests.claim(rid, lease_until=harness.clock() - 1)
     status = harness.send(c, {"action": "status", "request_id": rid, "id": "q"})
     assert status["state"] == "failed" and "time budget" in status["error"]["message"]
-    process(harness, testing.insert_record(row(harness, rid)))  # a late redelivery
+    process(harness, testkit.insert_record(row(harness, rid)))  # a late redelivery
     assert row(harness, rid)["state"] == {"S": "failed"}
 
 
@@ -366,7 +373,7 @@ def test_a_task_catching_exception_still_stops_on_cancel(harness: Harness) -> No
             harness.send(c, {"action": "cancel", "request_id": rid})
 
     HOOKS["cancel2"] = cancel_at_two
-    process(harness, testing.insert_record(row(harness, rid)))
+    process(harness, testkit.insert_record(row(harness, rid)))
     got = frames(harness, c, rid)
     assert len([f for f in got if f["type"] == "progress"]) == 1
     assert not [f for f in got if f["type"] == "result"]
@@ -376,7 +383,7 @@ def test_remove_records_are_ignored(harness: Harness) -> None:
     """A REMOVE (a TTL expiry) runs nothing and fails nothing."""
     c = harness.connect()
     rid = request(harness, c, "echo", {})
-    assert process(harness, testing.remove_record(row(harness, rid))) == {
+    assert process(harness, testkit.remove_record(row(harness, rid))) == {
         "batchItemFailures": []}
     assert row(harness, rid)["state"] == {"S": "pending"}
     assert not [f for f in frames(harness, c, rid) if f["type"] == "result"]
@@ -412,7 +419,7 @@ def test_unfinished_requests_per_connection_are_limited(
     refused = h.send(c, {"action": "request", "kind": "echo", "payload": {}, "id": "c"})
     assert (refused["code"], refused["id"]) == ("limit_exceeded", "c")
     assert len(h.rows("requests")) == 2
-    process(h, testing.insert_record(row(h, first)))  # finishes: frees a slot
+    process(h, testkit.insert_record(row(h, first)))  # finishes: frees a slot
     third = request(h, c, "echo", {}, "d")
     assert h.send(c, {"action": "request", "kind": "echo", "payload": {},
                       "id": "e"})["code"] == "limit_exceeded"

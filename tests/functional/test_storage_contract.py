@@ -10,8 +10,9 @@ import pytest
 
 from chalicelib.auth import Identity
 from chalicelib.errors import LimitExceeded
+from chalicelib.interfaces import Storage
 from chalicelib.model import Connection
-from chalicelib.storage import DynamoStorage, Storage
+from chalicelib.storage import DynamoStorage
 from tests.support.fakes import FakeStorage
 
 NOW = 1_800_000_000.0

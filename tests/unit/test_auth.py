@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib import testing
 from chalicelib.auth import (
     Identity,
     authenticate,
@@ -23,6 +22,7 @@ from chalicelib.auth import (
 )
 from chalicelib.errors import AuthError
 from chalicelib.settings import Settings
+from local import testkit
 
 SECRET = "unit-test-secret-0123456789abcdef"  # 33 bytes
 SETTINGS = Settings.from_env({"JWT_SECRET": SECRET})
@@ -67,7 +67,7 @@ def test_valid_token_gives_identity() -> None:
 
 def test_make_token_is_accepted() -> None:
     """The testing kit's make_token produces a token the verifier accepts."""
-    tok = testing.make_token(SECRET, user_id="a.b@c-d_e", tenant_id="T1",
+    tok = testkit.make_token(SECRET, user_id="a.b@c-d_e", tenant_id="T1",
                              permissions=["read"])
     identity = verify_token(SETTINGS, tok)
     assert (identity.user_id, identity.tenant_id) == ("a.b@c-d_e", "T1")
@@ -81,7 +81,7 @@ def test_empty_permissions_accepted() -> None:
 
 def test_expired_token_is_401() -> None:
     """A token whose exp has passed is refused with 401 'token expired'."""
-    err = refused(SETTINGS, testing.make_token(SECRET, user_id="u", tenant_id="t",
+    err = refused(SETTINGS, testkit.make_token(SECRET, user_id="u", tenant_id="t",
                                                ttl_seconds=-10))
     assert err.status == 401
     assert "expired" in err.reason

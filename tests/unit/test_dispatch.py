@@ -6,16 +6,14 @@ from typing import Any
 
 import pytest
 
-import chalicelib.actions  # registers the built-in actions
-import chalicelib.request_actions  # noqa: F401  (registers request, cancel, status)
 from chalicelib.auth import Identity
-from chalicelib.dispatch import ActionContext, ActionTable, Reply, actions, run
+from chalicelib.dispatch import ActionContext, ActionTable, Reply, run
 from chalicelib.errors import BadRequest, Forbidden, FrameError, NotFound, UnknownAction
+from chalicelib.interfaces import RequestStore, Storage
 from chalicelib.model import Connection, Outgoing
 from chalicelib.protocol import Frame, parse_frame, pong
-from chalicelib.request_store import RequestStore
+from chalicelib.registry import default_actions, default_tasks
 from chalicelib.settings import Settings
-from chalicelib.storage import Storage
 
 
 class FakeServices:
@@ -26,6 +24,7 @@ class FakeServices:
 
     def __init__(self) -> None:
         self.settings = Settings(jwt_secret="s" * 32)
+        self.tasks = default_tasks()
         self.replies: list[tuple[str, dict[str, Any]]] = []
 
     def now(self) -> float:
@@ -57,13 +56,13 @@ def frame(action: str, frame_id: str | None = "f1") -> Frame:
 
 
 def test_registered_action_is_found() -> None:
-    """A decorated handler is found by its action name and returned unchanged."""
+    """An added handler is found by its action name, with its permission."""
     table = ActionTable()
 
     def hello(ctx: ActionContext, fr: Frame) -> Reply:
         return {"type": "hello"}
 
-    assert table.action("hello", permission="read")(hello) is hello
+    table.add("hello", hello, permission="read")
     found = table.get(frame("hello"))
     assert (found.name, found.handler, found.permission) == ("hello", hello, "read")
     assert table.names() == ["hello"]
@@ -72,9 +71,9 @@ def test_registered_action_is_found() -> None:
 def test_duplicate_registration_is_value_error() -> None:
     """Registering an action name twice raises ValueError naming it."""
     table = ActionTable()
-    table.action("x")(lambda ctx, fr: None)
+    table.add("x", lambda ctx, fr: None)
     with pytest.raises(ValueError, match="'x'"):
-        table.action("x", permission="write")(lambda ctx, fr: None)
+        table.add("x", lambda ctx, fr: None, permission="write")
 
 
 def test_unknown_action_carries_frame_id() -> None:
@@ -100,10 +99,10 @@ def test_run_returns_handler_reply() -> None:
     table = ActionTable()
     seen: list[tuple[ActionContext, Frame]] = []
 
-    @table.action("echo")
     def echo(ctx: ActionContext, fr: Frame) -> Reply:
         seen.append((ctx, fr))
         return {"type": "echo", "id": fr.id}
+    table.add("echo", echo)
 
     ctx, fr = context(), frame("echo")
     assert run(table.get(fr), ctx, fr) == {"type": "echo", "id": "f1"}
@@ -116,10 +115,10 @@ def test_run_refuses_missing_permission_without_calling_handler() -> None:
     table = ActionTable()
     calls: list[Frame] = []
 
-    @table.action("publish", permission="write")
     def publish(ctx: ActionContext, fr: Frame) -> Reply:
         calls.append(fr)
         return None
+    table.add("publish", publish, permission="write")
 
     fr = frame("publish", "m1")
     with pytest.raises(Forbidden) as info:
@@ -135,7 +134,7 @@ def test_run_refuses_missing_permission_without_calling_handler() -> None:
 def test_action_without_permission_runs_for_anyone() -> None:
     """An action registered without a permission runs for a powerless connection."""
     table = ActionTable()
-    table.action("open")(lambda ctx, fr: {"type": "ok"})
+    table.add("open", lambda ctx, fr: {"type": "ok"})
     assert run(table.get(frame("open")), context(), frame("open")) == {"type": "ok"}
 
 
@@ -143,9 +142,9 @@ def test_frame_error_from_handler_gets_frame_id() -> None:
     """A FrameError raised without an id by a handler is given the frame's id."""
     table = ActionTable()
 
-    @table.action("bad")
     def bad(ctx: ActionContext, fr: Frame) -> Reply:
         raise BadRequest("field 'channel' is required")
+    table.add("bad", bad)
 
     with pytest.raises(BadRequest) as info:
         run(table.get(frame("bad", "b1")), context(), frame("bad", "b1"))
@@ -156,9 +155,9 @@ def test_frame_error_keeps_its_own_id() -> None:
     """A FrameError that already names an id keeps it."""
     table = ActionTable()
 
-    @table.action("lookup")
     def lookup(ctx: ActionContext, fr: Frame) -> Reply:
         raise NotFound("no such request", "other-id")
+    table.add("lookup", lookup)
 
     with pytest.raises(NotFound) as info:
         run(table.get(frame("lookup", "l1")), context(), frame("lookup", "l1"))
@@ -170,9 +169,9 @@ def test_other_exceptions_pass_through_unchanged() -> None:
     table = ActionTable()
     boom = RuntimeError("boom")
 
-    @table.action("crash")
     def crash(ctx: ActionContext, fr: Frame) -> Reply:
         raise boom
+    table.add("crash", crash)
 
     with pytest.raises(RuntimeError) as info:
         run(table.get(frame("crash")), context(), frame("crash"))
@@ -189,9 +188,11 @@ def test_context_reply_goes_to_own_connection() -> None:
 
 
 def test_builtin_actions_are_exactly_the_protocol_ones() -> None:
-    """The shared table holds the seven PROTOCOL.md actions with their permissions."""
+    """The default table holds exactly the seven PROTOCOL.md actions (custom.py adds
+    none as shipped), with their permissions."""
+    actions = default_actions()
     seven = ["cancel", "ping", "publish", "request", "status", "subscribe", "unsubscribe"]
-    assert set(seven) <= set(actions.names())  # tests may register examples beside them
+    assert actions.names() == seven
     permissions = {name: actions.get(frame(name)).permission for name in seven}
     assert permissions == {"ping": None, "subscribe": "read", "unsubscribe": None,
                            "publish": "write", "request": "write", "cancel": None,
@@ -201,11 +202,11 @@ def test_builtin_actions_are_exactly_the_protocol_ones() -> None:
 def test_builtin_ping_replies_pong_with_id() -> None:
     """The built-in ping answers pong with the frame id, for any connection."""
     fr = parse_frame('{"action": "ping", "id": "p1"}')
-    assert run(actions.get(fr), context(), fr) == pong("p1")
+    assert run(default_actions().get(fr), context(), fr) == pong("p1")
 
 
 def test_builtin_publish_needs_write() -> None:
     """The built-in publish refuses a read-only connection before touching services."""
     fr = parse_frame('{"action": "publish", "id": "m1", "channel": "c", "data": 1}')
     with pytest.raises(Forbidden, match="write permission required"):
-        run(actions.get(fr), context("read"), fr)
+        run(default_actions().get(fr), context("read"), fr)

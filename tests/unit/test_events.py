@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib import events, testing
+from chalicelib import events
+from local import testkit
 
 
 def test_context_from_event() -> None:
@@ -35,10 +36,10 @@ def test_endpoint_url_is_https_domain_and_stage() -> None:
 
 def test_context_from_kit_events() -> None:
     """The testing kit's events give WsContext the values they were built with."""
-    for event in (testing.connect_event("c1", domain="d.example", stage="s"),
-                  testing.message_event("c1", {"action": "ping"}, domain="d.example",
+    for event in (testkit.connect_event("c1", domain="d.example", stage="s"),
+                  testkit.message_event("c1", {"action": "ping"}, domain="d.example",
                                         stage="s"),
-                  testing.disconnect_event("c1", domain="d.example", stage="s")):
+                  testkit.disconnect_event("c1", domain="d.example", stage="s")):
         ctx = events.WsContext.from_event(event)
         assert (ctx.connection_id, ctx.domain_name, ctx.stage) == ("c1", "d.example", "s")
         assert ctx.request_id == event["requestContext"]["requestId"]
@@ -89,4 +90,4 @@ def test_base64_body_is_decoded_to_bytes(data: bytes) -> None:
 
 def test_kit_binary_message_round_trips() -> None:
     """A binary message_event from the kit decodes back to the same bytes."""
-    assert events.body(testing.message_event("c1", b"\x00\xffhi")) == b"\x00\xffhi"
+    assert events.body(testkit.message_event("c1", b"\x00\xffhi")) == b"\x00\xffhi"

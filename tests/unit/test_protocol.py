@@ -22,6 +22,9 @@ from chalicelib.protocol import (
     nesting,
     parse_frame,
     pong,
+    progress,
+    request_state,
+    result,
 )
 
 CHANNEL_CHARS = string.ascii_letters + string.digits + "_.:-"
@@ -396,6 +399,30 @@ def test_message_shape() -> None:
         "type": "message", "channel": "prices", "message_id": "mid", "data": {"p": 1},
         "sender": {"user_id": "u1"}, "ts": 1764000000123}
     assert message("c", "m", None, "u", 0)["data"] is None
+
+
+def test_user_message_has_no_channel() -> None:
+    """A message pushed to a user (channel None) carries no channel field."""
+    assert message(None, "mid", 1, "system", 5) == {
+        "type": "message", "message_id": "mid", "data": 1, "sender": {"user_id": "system"},
+        "ts": 5}
+
+
+def test_request_lifecycle_shapes() -> None:
+    """progress, result and request (status) frames are PROTOCOL.md section 3's."""
+    assert progress("r1", 0.5, {"step": 1}) == {
+        "type": "progress", "request_id": "r1", "progress": 0.5, "detail": {"step": 1}}
+    assert result("r1", {"count": 3}) == {"type": "result", "request_id": "r1",
+                                          "data": {"count": 3}}
+    assert result("r1", None) == {"type": "result", "request_id": "r1", "data": None}
+    assert request_state("q1", "r1", "running", 0.5) == {
+        "type": "request", "id": "q1", "request_id": "r1", "state": "running", "progress": 0.5}
+    assert request_state("q2", "r1", "succeeded", 1.0, result=None) == {
+        "type": "request", "id": "q2", "request_id": "r1", "state": "succeeded",
+        "progress": 1.0, "result": None}
+    assert request_state(None, "r1", "failed", 0.2, error=("failed", "boom")) == {
+        "type": "request", "request_id": "r1", "state": "failed", "progress": 0.2,
+        "error": {"code": "failed", "message": "boom"}}
 
 
 # -- encode ------------------------------------------------------------------

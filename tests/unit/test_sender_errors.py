@@ -15,7 +15,7 @@ from chalicelib.errors import (
     ServerError,
     ThrottledError,
 )
-from chalicelib.sending import ManagementApiSender, translate_client_error
+from chalicelib.management_api import ManagementApiSender, translate_client_error
 
 
 def client_error(code: str, status: int | None, message: str = "x") -> ClientError:

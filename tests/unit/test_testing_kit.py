@@ -1,4 +1,4 @@
-"""Unit tests for chalicelib.testing: the events and tokens it builds."""
+"""Unit tests for local.testkit: the events and tokens it builds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import jwt
 import pytest
 
-from chalicelib import testing
+from local import testkit
 
 SECRET = "kit-secret-0123456789abcdef-012345"
 CONTEXT_KEYS = {"routeKey", "eventType", "extendedRequestId", "requestTime",
@@ -20,7 +20,7 @@ CONTEXT_KEYS = {"routeKey", "eventType", "extendedRequestId", "requestTime",
 
 def test_connection_id_shape() -> None:
     """connection_id() is 16 base64 characters (12 bytes), unique per call."""
-    ids = {testing.connection_id() for _ in range(200)}
+    ids = {testkit.connection_id() for _ in range(200)}
     assert len(ids) == 200
     for cid in ids:
         assert re.fullmatch(r"[A-Za-z0-9+/]{16}", cid)
@@ -29,7 +29,7 @@ def test_connection_id_shape() -> None:
 
 def test_connect_event_shape() -> None:
     """connect_event is a $connect/CONNECT event with the token as Authorization query."""
-    event = testing.connect_event("c1=", token="tok", headers={"Origin": "https://a"},
+    event = testkit.connect_event("c1=", token="tok", headers={"Origin": "https://a"},
                                   query={"x": "1"}, domain="d.example", stage="prod",
                                   api_id="api1", source_ip="198.51.100.1")
     ctx = event["requestContext"]
@@ -52,22 +52,22 @@ def test_connect_event_shape() -> None:
 
 def test_connect_event_without_token_has_null_query() -> None:
     """Without token or query, the query parameters are null, as API Gateway sends them."""
-    event = testing.connect_event("c1")
+    event = testkit.connect_event("c1")
     assert event["queryStringParameters"] is None
     assert event["multiValueQueryStringParameters"] is None
 
 
 def test_connect_event_headers_override_defaults() -> None:
     """Given headers replace the defaults of the same name."""
-    event = testing.connect_event("c1", headers={"Host": "other.example"})
+    event = testkit.connect_event("c1", headers={"Host": "other.example"})
     assert event["headers"]["Host"] == "other.example"
 
 
 def test_context_times_and_ids_are_fresh() -> None:
     """Each event has its own requestId and a current epoch in milliseconds."""
     before = int(time.time() * 1000)
-    first = testing.connect_event("c1")["requestContext"]
-    second = testing.connect_event("c1")["requestContext"]
+    first = testkit.connect_event("c1")["requestContext"]
+    second = testkit.connect_event("c1")["requestContext"]
     after = int(time.time() * 1000)
     assert first["requestId"] != second["requestId"]
     assert before <= first["requestTimeEpoch"] <= after
@@ -76,42 +76,42 @@ def test_context_times_and_ids_are_fresh() -> None:
 
 def test_message_event_with_dict_body() -> None:
     """A dict body is sent as JSON text on a $default/MESSAGE event with a messageId."""
-    event = testing.message_event("c2", {"action": "ping", "id": "p1"})
+    event = testkit.message_event("c2", {"action": "ping", "id": "p1"})
     ctx = event["requestContext"]
     assert set(ctx) == CONTEXT_KEYS | {"messageId"}
     assert (ctx["routeKey"], ctx["eventType"], ctx["connectionId"]) == (
         "$default", "MESSAGE", "c2")
     assert ctx["identity"] == {"sourceIp": "203.0.113.7"}
-    assert ctx["domainName"] == testing.DEFAULT_DOMAIN
-    assert ctx["stage"] == testing.DEFAULT_STAGE
-    assert ctx["apiId"] == testing.DEFAULT_API_ID
+    assert ctx["domainName"] == testkit.DEFAULT_DOMAIN
+    assert ctx["stage"] == testkit.DEFAULT_STAGE
+    assert ctx["apiId"] == testkit.DEFAULT_API_ID
     assert json.loads(event["body"]) == {"action": "ping", "id": "p1"}
     assert event["isBase64Encoded"] is False
 
 
 def test_message_event_with_text_body_is_verbatim() -> None:
     """A str body is passed through unchanged, even when it is not JSON."""
-    event = testing.message_event("c2", "not json {")
+    event = testkit.message_event("c2", "not json {")
     assert event["body"] == "not json {"
     assert event["isBase64Encoded"] is False
 
 
 def test_message_event_with_bytes_is_base64() -> None:
     """A bytes body becomes a base64 binary frame."""
-    event = testing.message_event("c2", b"\x00\x01binary")
+    event = testkit.message_event("c2", b"\x00\x01binary")
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == b"\x00\x01binary"
 
 
 def test_message_ids_differ() -> None:
     """Every message event has its own messageId."""
-    first = testing.message_event("c", {})["requestContext"]["messageId"]
-    assert first != testing.message_event("c", {})["requestContext"]["messageId"]
+    first = testkit.message_event("c", {})["requestContext"]["messageId"]
+    assert first != testkit.message_event("c", {})["requestContext"]["messageId"]
 
 
 def test_disconnect_event_shape() -> None:
     """disconnect_event is a $disconnect/DISCONNECT event with status code and reason."""
-    event = testing.disconnect_event("c3", status_code=1001, reason="Going away",
+    event = testkit.disconnect_event("c3", status_code=1001, reason="Going away",
                                      domain="d.example")
     ctx = event["requestContext"]
     assert set(ctx) == CONTEXT_KEYS | {"disconnectStatusCode", "disconnectReason"}
@@ -126,7 +126,7 @@ def test_disconnect_event_shape() -> None:
 
 def test_disconnect_event_defaults() -> None:
     """By default a disconnect is a normal client close (1000)."""
-    ctx = testing.disconnect_event("c3")["requestContext"]
+    ctx = testkit.disconnect_event("c3")["requestContext"]
     assert ctx["disconnectStatusCode"] == 1000
     assert ctx["disconnectReason"] == "Client-side close frame status code"
 
@@ -134,7 +134,7 @@ def test_disconnect_event_defaults() -> None:
 def test_make_token_claims() -> None:
     """make_token signs Streamer's claims with HS256, exp = iat + ttl."""
     before = int(time.time())
-    tok = testing.make_token(SECRET, user_id="u1", tenant_id="acme", permissions=["read"],
+    tok = testkit.make_token(SECRET, user_id="u1", tenant_id="acme", permissions=["read"],
                              ttl_seconds=60)
     assert jwt.get_unverified_header(tok)["alg"] == "HS256"
     claims = jwt.decode(tok, SECRET, algorithms=["HS256"])
@@ -147,14 +147,14 @@ def test_make_token_claims() -> None:
 
 def test_make_token_default_permissions() -> None:
     """make_token grants read and write unless told otherwise."""
-    claims = jwt.decode(testing.make_token(SECRET, user_id="u", tenant_id="t"), SECRET,
+    claims = jwt.decode(testkit.make_token(SECRET, user_id="u", tenant_id="t"), SECRET,
                         algorithms=["HS256"])
     assert claims["permissions"] == ["read", "write"]
 
 
 def test_make_token_extra_claims_add_and_override() -> None:
     """extra_claims add claims and override the defaults."""
-    tok = testing.make_token(SECRET, user_id="u", tenant_id="t", aud="streamer", user_id_=1,
+    tok = testkit.make_token(SECRET, user_id="u", tenant_id="t", aud="streamer", user_id_=1,
                              iat=123)
     claims = jwt.decode(tok, SECRET, algorithms=["HS256"], options={"verify_aud": False,
                                                                     "verify_iat": False})
@@ -166,7 +166,7 @@ def test_make_token_extra_claims_add_and_override() -> None:
 def test_make_token_algorithm() -> None:
     """make_token signs with the requested algorithm."""
     secret = "k" * 64
-    tok = testing.make_token(secret, user_id="u", tenant_id="t", algorithm="HS512")
+    tok = testkit.make_token(secret, user_id="u", tenant_id="t", algorithm="HS512")
     assert jwt.get_unverified_header(tok)["alg"] == "HS512"
     with pytest.raises(jwt.InvalidAlgorithmError):
         jwt.decode(tok, secret, algorithms=["HS256"])

@@ -3,15 +3,15 @@
 Build the events API Gateway sends and hand them to Chalice's test client::
 
     from chalice.test import Client
-    from chalicelib import testing
+    from local import testkit
     from app import app
 
-    token = testing.make_token(secret, user_id="u1", tenant_id="acme",
+    token = testkit.make_token(secret, user_id="u1", tenant_id="acme",
                                permissions=["read", "write"])
     with Client(app) as client:
-        client.lambda_.invoke("connect", testing.connect_event("c1", token=token))
-        client.lambda_.invoke("message", testing.message_event("c1", {"action": "ping"}))
-        client.lambda_.invoke("disconnect", testing.disconnect_event("c1"))
+        client.lambda_.invoke("connect", testkit.connect_event("c1", token=token))
+        client.lambda_.invoke("message", testkit.message_event("c1", {"action": "ping"}))
+        client.lambda_.invoke("disconnect", testkit.disconnect_event("c1"))
 
 Handler names are the function names in ``app.py``. The shapes follow API Gateway's
 WebSocket Lambda proxy events (``requestContext`` with ``routeKey``, ``eventType``,
@@ -21,7 +21,7 @@ The processor takes DynamoDB stream events, built the same way from typed images
 (attribute maps, as ``GetItem`` returns them or as :func:`typed` makes them)::
 
     row = dynamodb.get_item(TableName="streamer_requests", Key=key)["Item"]
-    client.lambda_.invoke("process", testing.stream_event(testing.insert_record(row)))
+    client.lambda_.invoke("process", testkit.stream_event(testkit.insert_record(row)))
 """
 
 from __future__ import annotations

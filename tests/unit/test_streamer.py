@@ -1,15 +1,16 @@
-"""The Streamer service over in-memory fakes: endpoint choice and reply paths."""
+"""The app assembled by runtime.build over in-memory fakes: endpoint choice and replies."""
 
 from __future__ import annotations
 
 import json
 
-from chalicelib import testing
 from chalicelib.errors import StorageError
+from chalicelib.interfaces import Sender
 from chalicelib.model import Connection
-from chalicelib.sending import Sender
-from chalicelib.service import Streamer
+from chalicelib.runtime import build
 from chalicelib.settings import Settings
+from chalicelib.streamer import Streamer
+from local import testkit
 from tests.support.fakes import FakeRequestStore, FakeStorage, RecordingSender
 
 SECRET = "unit-test-secret-0123456789abcdefgh"
@@ -24,13 +25,14 @@ def make(ws_endpoint_url: str | None = None) -> tuple[Streamer, RecordingSender,
         return sender
 
     settings = Settings(jwt_secret=SECRET, ws_endpoint_url=ws_endpoint_url)
-    streamer = Streamer(settings, FakeStorage(), factory, requests=FakeRequestStore())
+    streamer = build(settings=settings, storage=FakeStorage(), requests=FakeRequestStore(),
+                     sender_factory=factory)
     return streamer, sender, endpoints
 
 
 def connect(streamer: Streamer, connection_id: str) -> None:
-    token = testing.make_token(SECRET, user_id="u", tenant_id="t")
-    assert streamer.connect(testing.connect_event(connection_id, token=token)) == {
+    token = testkit.make_token(SECRET, user_id="u", tenant_id="t")
+    assert streamer.connect(testkit.connect_event(connection_id, token=token)) == {
         "statusCode": 200}
 
 
@@ -38,7 +40,7 @@ def test_endpoint_comes_from_the_event_domain_and_stage() -> None:
     """Without WS_ENDPOINT_URL the sender targets https://{domainName}/{stage} of the event."""
     streamer, sender, endpoints = make()
     connect(streamer, "c1")
-    streamer.message(testing.message_event("c1", {"action": "ping"}, domain="x.example",
+    streamer.message(testkit.message_event("c1", {"action": "ping"}, domain="x.example",
                                            stage="prod"))
     assert endpoints == ["https://x.example/prod"]
     assert sender.posts == [("c1", b'{"type":"pong"}')]
@@ -48,7 +50,7 @@ def test_configured_endpoint_wins_over_the_event() -> None:
     """WS_ENDPOINT_URL, when set, is the endpoint whatever the event says."""
     streamer, _, endpoints = make("http://127.0.0.1:9/local")
     connect(streamer, "c1")
-    streamer.message(testing.message_event("c1", {"action": "ping"}))
+    streamer.message(testkit.message_event("c1", {"action": "ping"}))
     assert endpoints == ["http://127.0.0.1:9/local"]
 
 
@@ -57,8 +59,8 @@ def test_reply_to_a_gone_client_removes_it() -> None:
     streamer, sender, _ = make()
     connect(streamer, "c1")
     sender.gone.add("c1")
-    streamer.message(testing.message_event("c1", {"action": "ping"}))
-    assert streamer.storage.get_connection("c1") is None
+    streamer.message(testkit.message_event("c1", {"action": "ping"}))
+    assert streamer.services.storage.get_connection("c1") is None
 
 
 def test_publish_delivers_to_subscribers_in_memory() -> None:
@@ -66,9 +68,9 @@ def test_publish_delivers_to_subscribers_in_memory() -> None:
     streamer, sender, _ = make()
     for cid in ("a", "b"):
         connect(streamer, cid)
-        streamer.message(testing.message_event(cid, {"action": "subscribe", "channel": "c"}))
+        streamer.message(testkit.message_event(cid, {"action": "subscribe", "channel": "c"}))
     sender.posts.clear()
-    streamer.message(testing.message_event("a", {"action": "publish", "channel": "c",
+    streamer.message(testkit.message_event("a", {"action": "publish", "channel": "c",
                                                  "data": 1, "exclude_self": True}))
     kinds = sorted((cid, json.loads(data)["type"]) for cid, data in sender.posts)
     assert kinds == [("a", "ack"), ("b", "message")]
@@ -85,12 +87,32 @@ def test_storage_failure_answers_internal_and_the_connection_stays_usable() -> N
     """A DynamoDB failure inside an action gives an internal error frame with the frame's id."""
     sender = RecordingSender()
     settings = Settings(jwt_secret=SECRET)
-    streamer = Streamer(settings, BrokenStorage(), lambda endpoint: sender,
-                        requests=FakeRequestStore())
+    streamer = build(settings=settings, storage=BrokenStorage(), requests=FakeRequestStore(),
+                     sender_factory=lambda endpoint: sender)
     connect(streamer, "c1")
-    streamer.message(testing.message_event("c1", {"action": "subscribe", "channel": "x",
+    streamer.message(testkit.message_event("c1", {"action": "subscribe", "channel": "x",
                                                   "id": "s"}))
-    streamer.message(testing.message_event("c1", {"action": "ping", "id": "p"}))
+    streamer.message(testkit.message_event("c1", {"action": "ping", "id": "p"}))
     frames = [json.loads(data) for _, data in sender.posts]
     assert frames == [{"type": "error", "code": "internal", "message": "internal error",
                        "id": "s"}, {"type": "pong", "id": "p"}]
+
+
+def test_build_over_fakes_loads_no_boto3() -> None:
+    """Assembling the app over given adapters builds no AWS client: the defaults that
+    need one (the idempotency store) wait for their first use."""
+    import subprocess
+    import sys
+
+    code = ("from chalicelib.runtime import build\n"
+            "from chalicelib.settings import Settings\n"
+            "from local.memory import MemoryRequestStore, MemoryStorage\n"
+            "import sys\n"
+            "before = set(sys.modules)\n"
+            "build(settings=Settings(jwt_secret='s' * 32), storage=MemoryStorage(),\n"
+            "      requests=MemoryRequestStore(), sender_factory=lambda endpoint: None)\n"
+            "print(sorted(m for m in set(sys.modules) - before\n"
+            "             if m.split('.')[0] in ('boto3', 'botocore')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    assert out == "[]"
