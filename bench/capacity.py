@@ -26,9 +26,8 @@ from bench.common import (
     write_results,
 )
 from bench.fanout import app_settings
+from bench.report import CAPACITY_CONNECTIONS as GOAL
 from bench.servers import app_server
-
-GOAL = 10_000
 
 
 async def _run(clients: int, hold: float, env: dict[str, str]) -> dict[str, Any]:

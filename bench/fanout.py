@@ -47,6 +47,9 @@ from bench.common import (
     token_url,
     write_results,
 )
+from bench.report import FANOUT_MAX_TIMES_RAW as GOAL_VS_RAW
+from bench.report import FANOUT_MIN_SPEEDUP_VS_SEQUENTIAL as GOAL_VS_SEQUENTIAL
+from bench.report import FANOUT_N as GOAL_N
 from bench.servers import app_server, app_server_processes, fast_sender_available, raw_server
 
 STREAMER, SEQUENTIAL, RAW = "Streamer", "sequential send loop", "raw aiohttp broadcast"
@@ -55,9 +58,6 @@ STREAMER_PROCESSES = "Streamer, worker processes"
 VARIANTS = (STREAMER_PROCESSES, STREAMER, SEQUENTIAL, RAW)
 ROUND_TIMEOUT = 120.0  # seconds for one delivery round, the slowest (sequential 10k) included
 PAD = "x" * 200  # a frame of about 400 bytes, a typical small update
-GOAL_VS_SEQUENTIAL = 5.0
-GOAL_VS_RAW = 5.0
-GOAL_N = 10_000
 
 
 @dataclass

@@ -30,8 +30,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-GOAL_US = 150.0
-GOAL_RATIO = 6.0
+from bench.report import SENDER_MAX_US as GOAL_US
+from bench.report import SENDER_MIN_RATIO as GOAL_RATIO
+
 REGION = "us-east-1"
 STAGE = "bench"
 ACCESS_KEY = "AKIDBENCHEXAMPLE"
