@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint typecheck unit functional e2e lock clean package docs
 
 # The first install takes 1-3 minutes: it says so, then pip shows each package.
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@echo "Installing the pinned dependencies into $(VENV) (first run: 1-3 minutes)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check --progress-bar off \
 		-r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off --no-deps -e .
 	touch $(STAMP)
 	@echo "Installed; $(VENV) is ready."
 
@@ -59,3 +60,4 @@ package: $(STAMP)
 .PHONY: bench
 bench: $(STAMP)
 	$(PY) -m bench.run
+

@@ -14,7 +14,7 @@ Each sample is a new interpreter (what a Lambda cold start pays). Two measuremen
   connection row); Streamer's ``message`` with ``{"action":"ping"}`` for a registered
   connection (it reads the row, then posts a pong to ``@connections``); Streamer's
   ``connect`` with a valid token (it writes the row). They run against moto's
-  DynamoDB server (``local.dynamodb_server``) and a recording ``@connections`` sink
+  DynamoDB server (``streamer_local.dynamodb_server``) and a recording ``@connections`` sink
   (``local/sink.py``) on 127.0.0.1, with the environment the deployment sets
   (``FANOUT_FUNCTION_NAME`` included) and dummy credentials. ``cryptography`` is
   hidden from these children: the deployment zip has none (moto needs it in the
@@ -212,9 +212,9 @@ def stack() -> Iterator[Stack]:
 
     from chalicelib.tables import create_tables
     from local import testkit as testing
-    from local.dynamodb_server import DynamoDBServer
     from local.sink import ConnectionsSink
     from local.stack import app_environment
+    from streamer_local.dynamodb_server import DynamoDBServer
 
     sink = ConnectionsSink().start()
     try:

@@ -282,8 +282,8 @@ def run() -> dict[str, Any]:
 
     from chalicelib import runtime
     from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS, create_tables
-    from local.dynamodb_server import DynamoDBServer
     from local.stack import app_environment
+    from streamer_local.dynamodb_server import DynamoDBServer
 
     boto3.setup_default_session(region_name="us-east-1", aws_access_key_id="local",
                                 aws_secret_access_key="local")

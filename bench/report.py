@@ -425,7 +425,7 @@ METHOD = """## Method and caveats
   ratios are between variants measured in the same run. The machine is noisy:
   compare ratios, not absolute times, across runs.
 - Fan-out, latency and capacity use the real `app.py` behind the local gateway
-  (`local.testing.GatewayThread` in a server process) with in-memory storage
+  (`streamer_local.testing.GatewayThread` in a server process) with in-memory storage
   (`local.memory.MemoryStorage`): moto's `TransactWriteItems` deep-copies tables, so
   10,000 subscribes through moto would measure moto. Subscriptions are seeded straight
   into that store (the rows the subscribe action writes); connections are real
@@ -447,7 +447,7 @@ METHOD = """## Method and caveats
   gateway parses before it writes the frame, which the raw broadcast does not do. The
   sender costs about 70 us of CPU (bench/sender_cpu.py) and the gateway's
   `@connections` fast path about 50 us (measured as its server CPU per POST, see
-  local/connections_api.py; aiohttp's web layer took 166 us). In one process those
+  streamer_local/connections_api.py; aiohttp's web layer took 166 us). In one process those
   run in series, about 120 us of one GIL per delivery, so 10,000 deliveries cannot
   take much under 1.2 s there, while the raw server writes a frame in about 0.03 ms.
   In the worker-process variant the same work runs on the two cores side by side.

@@ -119,9 +119,9 @@ def app_server(conn: Connection, extra_env: dict[str, str]) -> None:
 
     from chalicelib import runtime
     from local.memory import MemoryStorage
-    from local.settings import GatewaySettings
     from local.stack import load_app
-    from local.testing import GatewayThread
+    from streamer_local.settings import GatewaySettings
+    from streamer_local.testing import GatewayThread
 
     app: Chalice = load_app("app:app")
     gateway = GatewayThread(app, settings=GatewaySettings(
@@ -190,9 +190,9 @@ def app_server_processes(conn: Connection, extra_env: dict[str, str], processes:
     from bench.shared_storage import serve
     from chalicelib import runtime
     from local.memory import MemoryStorage
-    from local.settings import GatewaySettings
     from local.stack import load_app
-    from local.testing import GatewayThread
+    from streamer_local.settings import GatewaySettings
+    from streamer_local.testing import GatewayThread
 
     app: Chalice = load_app("app:app")
     lambda_env: dict[str, str] = {}  # complete before the workers start, which copy it

@@ -1,7 +1,7 @@
 """One in-memory store, served from the process that holds it to Lambda worker processes.
 
 The fan-out benchmark's worker-process variant runs the ``fanout`` workers in processes
-of their own (``local.lambda_processes``), as separate Lambda instances. They need the
+of their own (``streamer_local.lambda_processes``), as separate Lambda instances. They need the
 subscriptions the gateway's process holds in a :class:`local.memory.MemoryStorage`;
 moto would serve them too, but its Query sorts the whole table and serializes every
 item (about 4 s for 10,000 rows over 16 shards), so the benchmark would measure moto.

@@ -27,9 +27,10 @@ import jwt
 
 from chalicelib.errors import ConfigError
 from chalicelib.settings import Settings
-from local import eventloop, flags
-from local.settings import SettingsError
+from local import flags
 from local.stack import LocalStack, StackOptions, jwt_secret
+from streamer_local import eventloop
+from streamer_local.settings import SettingsError
 
 READY_LINE = "Streamer local gateway ready: {url}"
 DYNAMODB_LINE = ("DynamoDB: {endpoint} (tables {prefix}*; any credentials, region {region}: "

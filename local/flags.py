@@ -3,11 +3,11 @@ meaning.
 
 :func:`add_to` puts them on the CLI's parser (a flag's default is read from its
 variable, so ``make run`` can be tuned without editing the Makefile); :func:`faults`
-and :func:`gateway_settings` turn parsed arguments into :class:`~local.settings.Faults`
-and :class:`~local.settings.GatewaySettings`; :func:`markdown_table` writes
+and :func:`gateway_settings` turn parsed arguments into :class:`~streamer_local.settings.Faults`
+and :class:`~streamer_local.settings.GatewaySettings`; :func:`markdown_table` writes
 docs/local.md's tables (``tests/unit/test_docs_tables.py`` fails when they drift;
 ``make docs`` rewrites them). A fault switch is one :class:`Option` here plus the
-:class:`~local.settings.Faults` field of the same name that the gateway reads.
+:class:`~streamer_local.settings.Faults` field of the same name that the gateway reads.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from local.settings import Faults, GatewaySettings, SettingsError
+from streamer_local.settings import Faults, GatewaySettings, SettingsError
 
 DEFAULTS = GatewaySettings()
 DEFAULT_REGION = "us-east-1"

@@ -6,8 +6,8 @@ first invocation, so a bad value would otherwise start a stack whose every hands
 fails with 500). Then it starts, in order: the moto DynamoDB server (or uses one given
 by URL), the app's environment, the tables from :mod:`chalicelib.tables` (and the
 ``requests`` stream ARN), the app itself (imported from ``app.py`` or a ``module:attr``
-spec), the :class:`~local.gateway.Gateway` (then the real endpoint URLs) and the
-:class:`~local.poller.StreamPoller`. The stream ARN is set before the app is imported
+spec), the :class:`~streamer_local.gateway.Gateway` (then the real endpoint URLs) and the
+:class:`~streamer_local.poller.StreamPoller`. The stream ARN is set before the app is imported
 because ``@app.on_dynamodb_record`` reads it at import time. The poller's function
 timeout is the gateway's ``lambda_timeout``, so a stream handler's time budget
 (``context.get_remaining_time_in_millis()``) matches ``--lambda-timeout``.
@@ -19,10 +19,8 @@ timeout is the gateway's ``lambda_timeout``, so a stream handler's time budget
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
-import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +29,14 @@ from typing import Any
 import boto3
 
 from chalicelib.settings import Settings
-from chalicelib.tables import create_tables
-from local.dynamodb_server import DynamoDBServer
+from chalicelib.tables import TABLES, create_tables
 from local.flags import DEFAULT_REGION, DEFAULT_TABLE_PREFIX
-from local.gateway import Gateway
-from local.poller import StreamPoller
-from local.settings import Faults, GatewaySettings
-from local.tls import make_local_tls
+from streamer_local import project
+from streamer_local.dynamodb_server import DynamoDBServer
+from streamer_local.gateway import Gateway
+from streamer_local.poller import StreamPoller
+from streamer_local.settings import Faults, GatewaySettings
+from streamer_local.tls import make_local_tls
 
 log = logging.getLogger("local.stack")
 
@@ -55,17 +54,8 @@ def jwt_secret(env: MutableMapping[str, str] | None = None) -> str:
 
 
 def load_app(spec: str = "app:app") -> Any:
-    """Import ``module:attr`` (the repository root first on ``sys.path``); the Chalice app."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name:
-        raise ValueError(f"app spec must be module[:attr], got {spec!r}")
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    module = importlib.import_module(module_name)
-    app = getattr(module, attr or "app", None)
-    if app is None or not hasattr(app, "websocket_handlers"):
-        raise ValueError(f"{spec!r} does not name a Chalice app")
-    return app
+    """Import ``module:attr`` with the repository root first on ``sys.path``."""
+    return project.load_app(spec, REPO_ROOT)
 
 
 def app_environment(
@@ -199,6 +189,7 @@ class LocalStack:
             app, endpoint, opts.table_prefix,
             redeliver_fraction=opts.faults.redeliver_fraction, seed=opts.faults.seed,
             function_timeout=opts.settings.lambda_timeout, region_name=opts.region,
+            fallback_tables=tuple(t.name for t in TABLES if t.stream is not None),
         )
         await self.poller.start()
         return self.gateway

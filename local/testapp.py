@@ -36,8 +36,8 @@ from chalicelib.streamer import Streamer
 from chalicelib.tables import TABLES, create_tables
 from chalicelib.tasks import TaskTable
 from local import testkit
-from local.dynamodb_server import DynamoDBServer
 from local.sink import ConnectionsSink
+from streamer_local.dynamodb_server import DynamoDBServer
 
 _DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
               "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from chalicelib.tables import create_tables
-from local.dynamodb_server import DynamoDBServer
+from streamer_local.dynamodb_server import DynamoDBServer
 
 # Dummy credentials and a region for boto3 talking to the local servers; set before
 # any client is built. Real AWS is never reached from the tests.

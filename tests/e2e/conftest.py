@@ -3,7 +3,7 @@
 The gateway must work with any Chalice app, so these tests drive it with a small app
 defined here, whose handlers record every event they get and act on plain-text
 commands (``echo:...``, ``crash``, ``broadcast:...``, ``event``). Every gateway runs in
-its own thread (:class:`local.testing.GatewayThread`) on 127.0.0.1 and a free port;
+its own thread (:class:`streamer_local.testing.GatewayThread`) on 127.0.0.1 and a free port;
 tests talk to it with websockets' synchronous client and boto3.
 """
 
@@ -23,8 +23,8 @@ import pytest
 from botocore.config import Config
 from chalice.app import Chalice, WebsocketEvent
 
-from local.settings import Faults, GatewaySettings
-from local.testing import GatewayThread
+from streamer_local.settings import Faults, GatewaySettings
+from streamer_local.testing import GatewayThread
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 

@@ -2,7 +2,7 @@
 
 A pytest plugin: test modules load it with ``pytest_plugins = ["tests.e2e.streamer_fixtures"]``.
 ``start_streamer(settings=..., faults=..., **env)`` starts a
-:class:`~local.testing.GatewayThread` for ``app.py`` on a free port and installs a
+:class:`~streamer_local.testing.GatewayThread` for ``app.py`` on a free port and installs a
 Streamer built from the environment the local stack gives the app
 (:func:`local.stack.app_environment`) on the test's own tables on moto's server, plus
 any extra variables (``MAX_SUBSCRIPTIONS="2"``...); with ``memory=True`` the storage is
@@ -31,10 +31,10 @@ from chalicelib import runtime
 from chalicelib.settings import Settings
 from chalicelib.streamer import Streamer
 from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS
-from local.settings import Faults, GatewaySettings
 from local.stack import app_environment, load_app
-from local.testing import GatewayThread
 from local.testkit import make_token
+from streamer_local.settings import Faults, GatewaySettings
+from streamer_local.testing import GatewayThread
 from tests.support.fakes import FakeRequestStore, FakeStorage
 
 SECRET = "streamer-e2e-test-secret-of-at-least-32-bytes"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from websockets.sync.client import connect
 
-from local.testing import GatewayThread
-from local.tls import make_local_tls
+from streamer_local.testing import GatewayThread
+from streamer_local.tls import make_local_tls
 from tests.apps import echo
 
 

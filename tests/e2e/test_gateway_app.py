@@ -15,7 +15,7 @@ from chalicelib import runtime
 from chalicelib.tables import create_tables
 from local.cli import make_token
 from local.stack import DEFAULT_JWT_SECRET, app_environment, load_app
-from local.testing import GatewayThread
+from streamer_local.testing import GatewayThread
 
 
 @pytest.fixture

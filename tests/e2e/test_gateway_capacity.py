@@ -7,7 +7,7 @@ import time
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from local.testing import GatewayThread
+from streamer_local.testing import GatewayThread
 from tests.e2e.conftest import Recorder
 
 CLIENTS = 1000

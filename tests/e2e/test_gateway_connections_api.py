@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
-from local.testing import GatewayThread
+from streamer_local.testing import GatewayThread
 from tests.e2e.conftest import NO_RETRIES, Recorder, connection_id_of
 
 KB = 1024

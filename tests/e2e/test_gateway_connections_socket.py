@@ -1,4 +1,4 @@
-"""The @connections fast path (local/connections_api.py) at the byte level, over real sockets.
+"""The @connections fast path (streamer_local/connections_api.py), byte by byte, on real sockets.
 
 boto3 never pipelines, splits a request line or mixes APIs on one socket; an HTTP
 client may. These tests send raw HTTP/1.1 and read the raw answers.
@@ -15,8 +15,8 @@ import pytest
 from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
-from local.settings import GatewaySettings
-from local.testing import GatewayThread
+from streamer_local.settings import GatewaySettings
+from streamer_local.testing import GatewayThread
 from tests.e2e.conftest import Recorder, connection_id_of, make_app
 
 

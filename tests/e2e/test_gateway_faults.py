@@ -11,8 +11,8 @@ from botocore.config import Config
 from websockets.sync.client import connect
 
 from local.cli import build_parser, options_from_args
-from local.settings import Faults
 from local.stack import LocalStack, StackOptions
+from streamer_local.settings import Faults
 from tests.e2e.conftest import NO_RETRIES, Recorder, StartGateway, connection_id_of
 
 

@@ -9,7 +9,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from local.testing import GatewayThread
+from streamer_local.testing import GatewayThread
 from tests.e2e.conftest import Recorder, connection_id_of
 
 AWS_ID = re.compile(r"^[A-Za-z0-9_-]{15}=$")

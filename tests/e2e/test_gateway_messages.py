@@ -9,8 +9,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from local.settings import GatewaySettings
-from local.testing import GatewayThread
+from streamer_local.settings import GatewaySettings
+from streamer_local.testing import GatewayThread
 from tests.e2e.conftest import RawClient, Recorder, StartGateway, connection_id_of
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from chalicelib import runtime
 from chalicelib.tables import TABLES
-from local.settings import GatewaySettings
 from local.stack import app_environment, load_app
-from local.testing import GatewayThread
+from streamer_local.settings import GatewaySettings
+from streamer_local.testing import GatewayThread
 from tests.e2e.streamer_fixtures import SECRET, StreamerStack, wait_until
 
 CLIENTS = 40

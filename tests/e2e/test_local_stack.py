@@ -12,8 +12,8 @@ import pytest
 from chalice.app import Chalice
 
 from chalicelib.errors import ConfigError
-from local.settings import GatewaySettings
 from local.stack import LocalStack, StackOptions
+from streamer_local.settings import GatewaySettings
 
 # Matched by the poller to ``<table_prefix>requests`` (the table name ends in it).
 STREAM_ARN = ("arn:aws:dynamodb:us-east-1:000000000000:table/streamer_requests/stream/"

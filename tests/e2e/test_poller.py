@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from chalice.app import Chalice
 
-from local.poller import PollerConfigError, StreamPoller
-from local.poller_lambda import first_failed_index
-from local.poller_shards import StreamReader
+from streamer_local.poller import PollerConfigError, StreamPoller
+from streamer_local.poller_lambda import first_failed_index
+from streamer_local.poller_shards import StreamReader
 
 Behaviour = Callable[[list[dict[str, Any]]], Any]  # gets the records, answers
 
@@ -479,10 +479,12 @@ def test_a_stream_arn_naming_no_local_table_is_a_config_error(
 def test_an_arn_with_another_prefix_falls_back_to_the_local_prefix(
     dynamodb_client: Any, table_prefix: str, make_poller: Callable[..., StreamPoller]
 ) -> None:
-    """An ARN naming ``streamer_requests`` reads this stack's ``<prefix>requests`` stream."""
+    """An ARN naming ``streamer_requests`` reads this stack's ``<prefix>requests`` stream,
+    ``requests`` being one of the poller's fallback tables (the local stack passes the
+    app's streamed tables)."""
     arn = stream_arn("streamer_")
     app, seen = make_app(arn)
-    poller = make_poller(app)
+    poller = make_poller(app, fallback_tables=("requests",))
     poller.connect()
     put(dynamodb_client, table_prefix, "x")
     poller.drain()

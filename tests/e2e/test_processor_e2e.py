@@ -17,9 +17,9 @@ from websockets.sync.client import ClientConnection, connect
 from chalicelib import runtime
 from chalicelib.tables import create_tables
 from local.cli import make_token
-from local.poller import StreamPoller
 from local.stack import DEFAULT_JWT_SECRET, app_environment, load_app
-from local.testing import GatewayThread
+from streamer_local.poller import StreamPoller
+from streamer_local.testing import GatewayThread
 
 
 @pytest.fixture(params=[0.0, 1.0], ids=["once", "redelivered"])
@@ -37,7 +37,7 @@ def stack(request: pytest.FixtureRequest, dynamodb_endpoint: str, table_prefix: 
         monkeypatch.setenv(key, value)
     runtime.configure(None)
     poller = StreamPoller(app, dynamodb_endpoint, table_prefix, redeliver_fraction=request.param,
-                          seed=7, poll_interval=0.05)
+                          seed=7, poll_interval=0.05, fallback_tables=("requests",))
     poller.connect()
     gateway.run(poller.start())
     try:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from local.settings import Faults
+from streamer_local.settings import Faults
 from tests.e2e.streamer_fixtures import Frame, StartStreamer, WsClient, wait_until
 
 pytest_plugins = ["tests.e2e.streamer_fixtures"]

@@ -12,7 +12,7 @@ import time
 
 from websockets.exceptions import ConnectionClosed
 
-from local.settings import GatewaySettings
+from streamer_local.settings import GatewaySettings
 from tests.e2e.streamer_fixtures import StartStreamer, StreamerStack, wait_until
 
 pytest_plugins = ["tests.e2e.streamer_fixtures"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from local.lambda_processes import ProcessInvoker, resolve_setup
-from local.lambda_runtime import Invocation
+from streamer_local.lambda_processes import ProcessInvoker, resolve_setup
+from streamer_local.lambda_runtime import Invocation
 
 APP = "tests.support.process_app:app"
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from local.project import (
+from streamer_local.project import (
     ProjectError,
+    api_gateway_stage,
     create_tables,
     load_template,
     stage_environment,
@@ -106,3 +107,28 @@ def test_a_template_that_is_missing_or_not_json_is_a_clear_error(tmp_path: Path)
     (tmp_path / "bad.json").write_text("[1]")
     with pytest.raises(ProjectError, match="not a CloudFormation template"):
         load_template(tmp_path / "bad.json")
+
+
+def test_api_gateway_stage_follows_the_config(tmp_path: Path) -> None:
+    """The gateway's stage is the stage's api_gateway_stage, else the top-level one,
+    else Chalice's default, api."""
+    assert api_gateway_stage(tmp_path, "dev") == "api"
+    write_config(tmp_path, {"api_gateway_stage": "v1",
+                            "stages": {"dev": {"api_gateway_stage": "dev-api"}, "qa": {}}})
+    assert api_gateway_stage(tmp_path, "dev") == "dev-api"
+    assert api_gateway_stage(tmp_path, "qa") == "v1"
+
+
+def test_the_emulator_package_imports_no_streamer_code() -> None:
+    """streamer_local loads neither chalicelib nor local (Streamer's own), so a user's
+    project can have its own chalicelib/."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pkgutil, importlib, streamer_local\n"
+            "for m in pkgutil.iter_modules(streamer_local.__path__):\n"
+            "    importlib.import_module('streamer_local.' + m.name)\n"
+            "print(sorted(n for n in sys.modules if n.split('.')[0] in ('chalicelib', 'local')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    assert out == "[]"

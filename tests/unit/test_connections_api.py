@@ -1,4 +1,4 @@
-"""local.connections_api's protocols against a recording transport (no sockets)."""
+"""streamer_local.connections_api's protocols against a recording transport (no sockets)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from local.connections_api import (
+from streamer_local.connections_api import (
     MAX_HEAD_BYTES,
     ConnectionsProtocol,
     FrontDoor,

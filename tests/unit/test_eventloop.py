@@ -1,4 +1,4 @@
-"""local.eventloop: which loop the local stack runs on."""
+"""streamer_local.eventloop: which loop the local stack runs on."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import uvloop
 
-from local import eventloop
+from streamer_local import eventloop
 
 
 def test_uvloop_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

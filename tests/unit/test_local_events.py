@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from local import events
-from local.events import ApiIdentity, ClientInfo
+from streamer_local import events
+from streamer_local.events import ApiIdentity, ClientInfo
 
 API = ApiIdentity("localapi01", "local", "127.0.0.1:8080")
 

@@ -1,7 +1,7 @@
 """The event loop the local stack runs on: uvloop when installed, else asyncio's.
 
 uvloop (libuv, from the asyncio maintainers at MagicStack) cuts the gateway's CPU per
-``@connections`` POST from 80 us to 49 us on this machine (local/connections_api.py
+``@connections`` POST from 80 us to 49 us on this machine (streamer_local/connections_api.py
 has the figures), and its sockets, servers and ``transport.set_protocol`` behave as
 asyncio's. ``LOCAL_EVENT_LOOP=asyncio`` selects the standard loop (to rule uvloop
 out when debugging, or where it cannot be installed).

@@ -6,7 +6,7 @@ that exist when it first looks (``LATEST`` iterators are taken at once, so later
 are seen), reads shards found later from their start, holds a child shard back until
 its parent is read to the end, follows ``NextShardIterator`` until a shard closes, and
 re-opens an expired iterator after the last record it read. Records read but not yet
-handled wait in each shard's ``pending`` queue: :mod:`local.poller` takes batches from
+handled wait in each shard's ``pending`` queue: :mod:`streamer_local.poller` takes batches from
 its head and removes them only once handled, which is what makes delivery at least once.
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from local.poller_lambda import lambda_record, record_size
+from streamer_local.poller_lambda import lambda_record, record_size
 
-logger = logging.getLogger("local.poller")
+logger = logging.getLogger("streamer_local.poller")
 
 GET_RECORDS_LIMIT = 1000  # the most GetRecords returns in one call
 

@@ -20,7 +20,7 @@ process...). A worker whose start failed (app import or setup) stays up and answ
 every invocation with that error, rather than dying and being respawned by the pool
 forever.
 
-Like :class:`~local.lambda_runtime.Invoker`, a timeout only stops the caller waiting
+Like :class:`~streamer_local.lambda_runtime.Invoker`, a timeout only stops the caller waiting
 (a process is one instance; killing it would lose the pool's other queued work); the
 processes are terminated at :meth:`ProcessInvoker.shutdown`, which is bounded.
 """
@@ -37,9 +37,11 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from local.lambda_runtime import Invocation, LambdaContext, error_payload
+from streamer_local.lambda_runtime import Invocation, LambdaContext, error_payload
+from streamer_local.project import load_app
 
 log = logging.getLogger("local.lambda")
 
@@ -71,18 +73,16 @@ def resolve_setup(spec: str) -> Setup:
 
 
 def _initialize(env: dict[str, str], app_spec: str, timeout: float, region: str,
-                setup: str | None = None) -> None:
+                setup: str | None = None, project_dir: str | None = None) -> None:
     """Worker start: the app's environment, then the app (it reads env at import), then
     the setup hook, if any, with that environment."""
     global _app, _timeout, _region, _start_error  # noqa: PLW0603  (one app per worker process)
     # Ctrl-C reaches the whole process group; the gateway process stops the pool itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
-    from local.stack import load_app
-
     _timeout, _region = timeout, region
     try:
-        _app = load_app(app_spec)
+        _app = load_app(app_spec, Path(project_dir) if project_dir else None)
         if setup is not None:
             resolve_setup(setup)(dict(env))
     except Exception as exc:  # reported by every invocation (see _run)
@@ -116,7 +116,7 @@ class ProcessInvoker:
 
     def __init__(self, processes: int, app_spec: str, timeout: float,
                  region: str = "us-east-1", env: Mapping[str, str] | None = None,
-                 setup: str | None = None) -> None:
+                 setup: str | None = None, project_dir: str | None = None) -> None:
         if setup is not None:
             _split_setup(setup)  # a malformed spec fails here, not in every worker
         self.processes = processes
@@ -125,6 +125,8 @@ class ProcessInvoker:
         self.region = region
         self.env = env
         self.setup = setup
+        # Where the workers import the app from: the parent's current directory.
+        self.project_dir = project_dir or os.getcwd()
         self.pids: Counter[int] = Counter()
         self._pool: Any = None
         self._lock = threading.Lock()
@@ -141,7 +143,7 @@ class ProcessInvoker:
             ctx = multiprocessing.get_context("spawn")
             self._pool = ctx.Pool(self.processes, initializer=_initialize,
                                   initargs=(env, self.app_spec, self.timeout, self.region,
-                                            self.setup))
+                                            self.setup, self.project_dir))
             log.info("%d Lambda worker processes for asynchronous invocations of %s",
                      self.processes, self.app_spec)
 

@@ -35,7 +35,7 @@ class GatewaySettings:
     close_timeout: float = 5.0
     lambda_timeout: float = 30.0
     # Worker processes for asynchronous (Event) invocations; 0 runs them in the thread
-    # pool with everything else (see local/lambda_processes.py).
+    # pool with everything else (see streamer_local/lambda_processes.py).
     lambda_processes: int = 0
 
     def __post_init__(self) -> None:

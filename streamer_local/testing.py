@@ -1,4 +1,4 @@
-"""Run a :class:`~local.gateway.Gateway` from synchronous code (pytest, scripts).
+"""Run a :class:`~streamer_local.gateway.Gateway` from synchronous code (pytest, scripts).
 
 pytest-asyncio is not a dependency, so :class:`GatewayThread` runs the gateway's event
 loop in a background thread and exposes blocking ``start``/``stop``; tests then talk to
@@ -16,10 +16,10 @@ from collections.abc import Coroutine, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
-from local import eventloop
-from local.gateway import Gateway
-from local.settings import Faults, GatewaySettings
-from local.tls import LocalTls
+from streamer_local import eventloop
+from streamer_local.gateway import Gateway
+from streamer_local.settings import Faults, GatewaySettings
+from streamer_local.tls import LocalTls
 
 T = TypeVar("T")
 

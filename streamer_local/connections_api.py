@@ -39,7 +39,7 @@ from urllib.parse import unquote
 
 import httptools
 
-log = logging.getLogger("local.gateway")
+log = logging.getLogger("streamer_local.gateway")
 
 # ``/{stage}/@connections/{id}``: the only path this protocol serves.
 _PATH = re.compile(rb"^/([^/?#]+)/@connections/([^/?#]+)$")

@@ -4,7 +4,7 @@ What AWS Lambda's DynamoDB event source mapping does between a stream and a func
 minus the I/O: turn a DynamoDB Streams record (as boto3 returns it) into the JSON record
 Lambda hands a function, give the function a context object, and read the function's
 answer the way Lambda does with ``ReportBatchItemFailures`` turned on. No boto3 here;
-:mod:`local.poller` does the reading and the bookkeeping.
+:mod:`streamer_local.poller` does the reading and the bookkeeping.
 
 The event Lambda sends (one per batch, records in stream order)::
 

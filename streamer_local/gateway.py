@@ -1,7 +1,7 @@
 """A local stand-in for an API Gateway WebSocket API in front of a Chalice app.
 
 One loopback port serves three things (aiohttp, except the ``@connections`` calls of
-sockets that begin with one, which local/connections_api.py serves for speed):
+sockets that begin with one, which streamer_local/connections_api.py serves for speed):
 
 - ``ws://HOST:PORT/`` (or ``/{stage}``): WebSocket clients. The handshake waits for the
   app's ``$connect`` handler and is refused with its status code if that is not 2xx;
@@ -11,10 +11,10 @@ sockets that begin with one, which local/connections_api.py serves for speed):
 - ``http://HOST:PORT/2015-03-31/functions/{name}/invocations``: Lambda's Invoke API for
   the app's ``@app.lambda_function()`` handlers, for boto3's ``lambda`` client.
 
-Handlers run in :class:`local.lambda_runtime.Invoker`'s thread pool; with
+Handlers run in :class:`streamer_local.lambda_runtime.Invoker`'s thread pool; with
 ``settings.lambda_processes`` > 0, asynchronous (``Event``) invocations of plain Lambda
 functions run in that many worker processes instead
-(:class:`local.lambda_processes.ProcessInvoker`), which import the app from
+(:class:`streamer_local.lambda_processes.ProcessInvoker`), which import the app from
 ``app_spec`` with ``lambda_env`` (default: this process's environment when they start).
 The app is found
 generically (``app.websocket_handlers``, ``app.handler_map``,
@@ -43,16 +43,16 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from local import events
-from local.connections_api import MAX_HEAD_BYTES, ConnectionsProtocol, FrontDoor, Reply
-from local.events import ApiIdentity, ClientInfo
-from local.framing import MESSAGE_TOO_BIG, FrameGuard, install_guard
-from local.lambda_processes import ProcessInvoker
-from local.lambda_runtime import Handler, Invocation, Invoker
-from local.settings import Faults, GatewaySettings, SettingsError
-from local.tls import LocalTls
+from streamer_local import events
+from streamer_local.connections_api import MAX_HEAD_BYTES, ConnectionsProtocol, FrontDoor, Reply
+from streamer_local.events import ApiIdentity, ClientInfo
+from streamer_local.framing import MESSAGE_TOO_BIG, FrameGuard, install_guard
+from streamer_local.lambda_processes import ProcessInvoker
+from streamer_local.lambda_runtime import Handler, Invocation, Invoker
+from streamer_local.settings import Faults, GatewaySettings, SettingsError
+from streamer_local.tls import LocalTls
 
-log = logging.getLogger("local.gateway")
+log = logging.getLogger("streamer_local.gateway")
 
 
 class _NoRequestText(logging.Filter):
@@ -139,7 +139,7 @@ class Gateway:
     ) -> None:
         self.app = app
         # With ``tls``, @connections is also served over https on a second port, for
-        # Chalice's app.websocket_api (https only; see local/tls.py).
+        # Chalice's app.websocket_api (https only; see streamer_local/tls.py).
         self.tls = tls
         self.tls_port = 0
         self.host = host
@@ -493,7 +493,7 @@ class Gateway:
 
     async def _management(self, method: str, stage: str, connection_id: str,
                           body: bytes) -> Reply:
-        """One @connections call, whichever server read it (local.connections_api)."""
+        """One @connections call, whichever server read it (streamer_local.connections_api)."""
         if method == "POST":
             return await self._post_to_connection(stage, connection_id, body)
         if method not in ("GET", "DELETE"):
@@ -569,7 +569,7 @@ class Gateway:
 
     async def _connections_route(self, request: web.Request) -> web.Response:
         """The aiohttp route for @connections calls on a socket that began with another
-        request (the fast path, local.connections_api, takes the others)."""
+        request (the fast path, streamer_local.connections_api, takes the others)."""
         reply = await self._management(request.method, request.match_info["stage"],
                                        request.match_info["connection_id"],
                                        await request.read())

@@ -17,7 +17,9 @@ emulation needs its own server and credentials flow, far more than these few key
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,22 @@ _PASSED = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes",
 
 class ProjectError(ValueError):
     """The project's config or template cannot be used; the message says which and why."""
+
+
+def load_app(spec: str = "app:app", project_dir: Path | None = None) -> Any:
+    """Import ``module:attr`` with ``project_dir`` (the one holding ``app.py``, the
+    current directory by default) first on ``sys.path``; the Chalice app."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise ValueError(f"app spec must be module[:attr], got {spec!r}")
+    root = str((project_dir or Path.cwd()).resolve())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    module = importlib.import_module(module_name)
+    app = getattr(module, attr or "app", None)
+    if app is None or not hasattr(app, "websocket_handlers"):
+        raise ValueError(f"{spec!r} does not name a Chalice app")
+    return app
 
 
 def stage_environment(project_dir: Path, stage: str) -> dict[str, str]:
@@ -46,6 +64,17 @@ def stage_environment(project_dir: Path, stage: str) -> dict[str, str]:
     merged: dict[str, Any] = {**(config.get("environment_variables") or {}),
                               **(stages[stage].get("environment_variables") or {})}
     return {str(key): str(value) for key, value in merged.items()}
+
+
+def api_gateway_stage(project_dir: Path, stage: str) -> str:
+    """The API Gateway stage name a Chalice stage deploys to (``api_gateway_stage``,
+    the stage's over the top-level one; Chalice's default is ``api``)."""
+    path = project_dir / ".chalice" / "config.json"
+    if not path.exists():
+        return "api"
+    config = json.loads(path.read_text())
+    chosen = ((config.get("stages") or {}).get(stage) or {}).get("api_gateway_stage")
+    return str(chosen or config.get("api_gateway_stage") or "api")
 
 
 def table_definitions(template: Mapping[str, Any]) -> list[dict[str, Any]]:

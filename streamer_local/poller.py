@@ -2,14 +2,15 @@
 
 :class:`StreamPoller` reads the streams behind a Chalice app's ``@on_dynamodb_record``
 handlers from the local DynamoDB server and invokes the handlers with Lambda-shaped
-batches (see :mod:`local.poller_lambda` for the event), the way AWS Lambda does:
+batches (see :mod:`streamer_local.poller_lambda` for the event), the way AWS Lambda does:
 
 - **Matching.** A handler's ARN is a literal from configuration and never equals the
   local server's stream ARN, so a handler is matched to a local table by the table
   name inside its ARN (``describe_table`` -> ``LatestStreamArn``). If no such table
-  exists but the name ends in a streamed table of :mod:`chalicelib.tables`, that table
-  under ``table_prefix`` is used. Records carry the handler's *configured* ARN as
-  ``eventSourceARN``, as they do on AWS where the two are the same.
+  exists but the name ends in one of ``fallback_tables`` (an app's streamed tables'
+  names, such as Streamer's ``requests``), that table under ``table_prefix`` is used.
+  Records carry the handler's *configured* ARN as ``eventSourceARN``, as they do on
+  AWS where the two are the same.
 - **Batches.** Up to ``batch_size`` records (and at most 6 MB), from one shard, in
   stream order; ``starting_position`` ``LATEST`` or ``TRIM_HORIZON`` applies to the
   shards that exist at :meth:`StreamPoller.connect`, shards found later are read from
@@ -27,8 +28,8 @@ batches (see :mod:`local.poller_lambda` for the event), the way AWS Lambda does:
   more, in the next batch of their shard, with the same ``eventID`` and sequence
   number, as a retried batch does on AWS. Handlers must be idempotent.
 
-Shard reading lives in :mod:`local.poller_shards`, the Lambda event and response rules
-in :mod:`local.poller_lambda`. Two ways to drive it: :meth:`StreamPoller.start` and
+Shard reading lives in :mod:`streamer_local.poller_shards`, the Lambda event and response rules
+in :mod:`streamer_local.poller_lambda`. Two ways to drive it: :meth:`StreamPoller.start` and
 :meth:`StreamPoller.stop` run a background task in the caller's asyncio loop (blocking
 calls and handlers run in worker threads); :meth:`StreamPoller.poll_once` and
 :meth:`StreamPoller.drain` are synchronous, for tests.
@@ -51,14 +52,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice.app import Chalice, DynamoDBEventConfig
 
-from chalicelib.tables import TABLES
-from local.poller_lambda import (
+from streamer_local.poller_lambda import (
     LambdaContext,
     first_failed_index,
     lambda_event,
     table_name_from_stream_arn,
 )
-from local.poller_shards import PendingRecord, Shard, StreamReader
+from streamer_local.poller_shards import PendingRecord, Shard, StreamReader
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class StreamPoller:
         report_batch_item_failures: bool = True,
         function_timeout: float = 60.0,
         region_name: str | None = None,
+        fallback_tables: tuple[str, ...] = (),
     ) -> None:
         if not 0.0 <= redeliver_fraction <= 1.0:
             raise ValueError(f"redeliver_fraction must be in [0, 1], not {redeliver_fraction}")
@@ -129,6 +130,7 @@ class StreamPoller:
         self.app = app
         self.endpoint_url = dynamodb_endpoint_url
         self.table_prefix = table_prefix
+        self.fallback_tables = fallback_tables
         self.redeliver_fraction = redeliver_fraction
         self.poll_interval = poll_interval
         self.max_retries = max_retries
@@ -263,11 +265,9 @@ class StreamPoller:
         except ValueError as exc:
             raise PollerConfigError(f"handler {config.name!r}: {exc}") from exc
         candidates = [wanted] + [
-            table.physical_name(self.table_prefix)
-            for table in TABLES
-            if table.stream is not None
-            and wanted.endswith(table.name)
-            and table.physical_name(self.table_prefix) != wanted
+            f"{self.table_prefix}{name}"
+            for name in self.fallback_tables
+            if wanted.endswith(name) and f"{self.table_prefix}{name}" != wanted
         ]
         for table_name in candidates:
             stream_arn = self._latest_stream_arn(table_name)

@@ -1,6 +1,6 @@
 """An embedded DynamoDB (and DynamoDB Streams) server: moto's server mode on loopback.
 
-Run as ``python -m local.dynamodb_server --port 0``: it binds 127.0.0.1, prints one
+Run as ``python -m streamer_local.dynamodb_server --port 0``: it binds 127.0.0.1, prints one
 line ``DYNAMODB_READY http://127.0.0.1:<port>`` on stdout and serves until killed.
 :class:`DynamoDBServer` starts it as a child process for the local stack and tests.
 
@@ -88,7 +88,7 @@ class DynamoDBServer:
         env = dict(os.environ)
         env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "local.dynamodb_server", "--host", self.host,
+            [sys.executable, "-m", "streamer_local.dynamodb_server", "--host", self.host,
              "--port", str(self.port)],
             stdout=subprocess.PIPE,
             text=True,

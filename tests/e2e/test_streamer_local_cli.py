@@ -1,0 +1,82 @@
+"""streamer-local serves a Chalice project from its own directory, over real sockets.
+
+The chat app (tests/apps/chat) is a user's project: its own chalicelib/, a DynamoDB table
+in its resources.json, its table name in .chalice/config.json's stage, replies through
+app.websocket_api. It runs in a copy, from that directory, in a process of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(sys.executable).parent / "streamer-local"
+
+
+@pytest.fixture
+def chat(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    project = tmp_path / "chat"
+    shutil.copytree(ROOT / "tests" / "apps" / "chat", project)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["PYTHONPATH"] = ""  # nothing of Streamer's on the path: only the installed script
+    process = subprocess.Popen([str(SCRIPT), "--port", "0"], cwd=project, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        ready = process.stdout.readline()
+        assert ready.startswith("streamer-local ready: ws://127.0.0.1:"), (
+            ready + (process.stderr.read() if process.poll() is not None and process.stderr
+                     else ""))
+        yield ready.rsplit(" ", 1)[1].strip(), process.stdout.readline()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_the_console_script_is_installed() -> None:
+    """make run / make test install streamer-local into the venv's bin."""
+    assert SCRIPT.exists()
+
+
+def test_a_chat_project_with_its_own_chalicelib_and_table_works(
+        chat: tuple[str, str]) -> None:
+    """Two clients in the chat room: each message reaches both, through the app's own
+    chalicelib, its DynamoDB table (created from resources.json, named by the stage's
+    environment) and Chalice's app.websocket_api."""
+    url, dynamodb_line = chat
+    assert re.match(r"DynamoDB: http://127\.0\.0\.1:\d+ ", dynamodb_line), dynamodb_line
+    with connect(url, open_timeout=10) as alice, connect(url, open_timeout=10) as bob:
+        alice.send("hello")
+        assert str(alice.recv(timeout=10)).endswith(": hello")
+        assert str(bob.recv(timeout=10)).endswith(": hello")
+        bob.send("hi")
+        assert str(alice.recv(timeout=10)).endswith(": hi")
+
+
+def test_a_missing_stage_is_a_one_line_error(tmp_path: Path) -> None:
+    """A stage .chalice/config.json does not have ends the start with one line."""
+    project = tmp_path / "chat"
+    shutil.copytree(ROOT / "tests" / "apps" / "chat", project)
+    done = subprocess.run([str(SCRIPT), "--port", "0", "--stage", "prod"], cwd=project,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"streamer-local: error: {project / '.chalice' / 'config.json'}: no stage 'prod' "
+        "(stages: dev)"]
