@@ -30,7 +30,7 @@ def test_readme_action_and_test_pass_lint_types_and_pytest(tmp_path: Path) -> No
     mypy --strict and pytest (the README's test) all pass."""
     for name in ("app.py", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
-    for folder in ("chalicelib", ".chalice", "local"):
+    for folder in ("chalicelib", ".chalice", "local", "streamer_local"):
         shutil.copytree(ROOT / folder, tmp_path / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "tests").mkdir()
