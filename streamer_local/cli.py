@@ -1,7 +1,7 @@
 """``streamer-local``: serve the Chalice project in the current directory, WebSockets and all.
 
     streamer-local [--port 8080] [--stage dev] [--resources resources.json]
-                   [--project-dir .] [--app app:app]
+                   [--project-dir .] [--app app:app] [--reload]
 
 Run from a Chalice project's directory (the one holding ``app.py`` and
 ``.chalice/config.json``). It starts a DynamoDB server (moto's, with Streams) and creates
@@ -29,7 +29,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from streamer_local import eventloop, project
+from streamer_local import eventloop, project, reload
 from streamer_local.dynamodb_server import DynamoDBServer
 from streamer_local.gateway import Gateway
 from streamer_local.poller import StreamPoller
@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free one")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--reload", action="store_true",
+                        help="re-import the app when a .py file of the project changes, "
+                             "keeping open connections")
     parser.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -89,9 +92,20 @@ async def serve(args: argparse.Namespace) -> None:
         await gateway.start()
         poller = StreamPoller(app, endpoint, "", region_name=args.region)
         await poller.start()
+        watcher = None
+        if args.reload:
+            serving_gateway, serving_poller = gateway, poller
+
+            def swap(new_app: object) -> None:
+                serving_gateway.replace_app(new_app)
+                serving_poller.replace_app(new_app)  # type: ignore[arg-type]
+
+            watcher = asyncio.create_task(reload.watch(root, args.app, swap))
         print(READY_LINE.format(url=gateway.url), flush=True)
         print(DYNAMODB_LINE.format(endpoint=endpoint, region=args.region), flush=True)
         await stopping.wait()
+        if watcher is not None:
+            watcher.cancel()
     finally:
         if poller is not None:
             await poller.stop()

@@ -279,6 +279,13 @@ class Gateway:
         if self.processes is not None:
             await loop.run_in_executor(None, self.processes.shutdown)
 
+    def replace_app(self, app: Any) -> None:
+        """Serve a reloaded ``app`` from the next invocation on; open connections stay
+        (handlers are looked up per event), as an API Gateway redeploy keeps them."""
+        self.app = app
+        if self.tls is not None and self.tls_port:
+            self._configure_websocket_api()
+
     def _configure_websocket_api(self) -> None:
         """Point Chalice's ``app.websocket_api`` at the https @connections endpoint, with
         its public ``configure``: Chalice would otherwise build

@@ -259,6 +259,15 @@ class StreamPoller:
             self._subscriptions = subscriptions
         return self._subscriptions
 
+    def replace_app(self, app: Chalice) -> None:
+        """Serve a reloaded ``app``: its handlers of the same names take over the streams
+        (their positions are kept; a handler added by the reload is not picked up)."""
+        self.app = app
+        for subscription in self._subscriptions or []:
+            handler = app.handler_map.get(subscription.name)
+            if handler is not None:
+                subscription.handler = handler
+
     def _subscribe(self, config: DynamoDBEventConfig) -> _Subscription:
         try:
             wanted = table_name_from_stream_arn(config.stream_arn)

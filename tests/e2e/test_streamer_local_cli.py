@@ -80,3 +80,53 @@ def test_a_missing_stage_is_a_one_line_error(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         f"streamer-local: error: {project / '.chalice' / 'config.json'}: no stage 'prod' "
         "(stages: dev)"]
+
+
+RELOADED_APP = '''
+import boto3
+from chalice import Chalice
+
+app = Chalice(app_name="reloaded")
+app.websocket_api.session = boto3.session.Session()
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+VERSION = "v1"
+
+
+@app.on_ws_message()
+def message(event):
+    app.websocket_api.send(event.connection_id, f"{VERSION}: {event.body}")
+'''
+
+
+def test_reload_serves_the_edited_app_on_the_same_connection(tmp_path: Path) -> None:
+    """With --reload, saving app.py swaps the app in: the connection opened before the
+    edit stays open and its next message is answered by the new code."""
+    import time
+
+    project = tmp_path / "reloaded"
+    project.mkdir()
+    (project / "app.py").write_text(RELOADED_APP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    process = subprocess.Popen([str(SCRIPT), "--port", "0", "--reload"], cwd=project,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" ", 1)[1].strip()
+        with connect(url, open_timeout=10) as ws:
+            ws.send("a")
+            assert ws.recv(timeout=10) == "v1: a"
+            (project / "app.py").write_text(RELOADED_APP.replace('"v1"', '"v2"'))
+            deadline, answer = time.monotonic() + 15, ""
+            while time.monotonic() < deadline:
+                ws.send("b")
+                answer = str(ws.recv(timeout=10))
+                if answer.startswith("v2"):
+                    break
+                time.sleep(0.2)
+            assert answer == "v2: b"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+        if process.stdout is not None:
+            process.stdout.close()
