@@ -50,3 +50,20 @@ def test_websocket_api_raises_disconnected_for_a_gone_connection(
         while not echo.GONE and time.monotonic() < deadline:
             time.sleep(0.02)
     assert [connection_id] == echo.GONE
+
+
+def test_websocket_api_info_and_close_reach_the_local_api(echo_gateway: GatewayThread) -> None:
+    """app.websocket_api.info answers the connection's identity and close closes it,
+    as GET and DELETE on @connections do on AWS."""
+    from websockets.exceptions import ConnectionClosed
+
+    with connect(echo_gateway.url, open_timeout=5, user_agent_header="agent/7") as ws:
+        ws.send("x")
+        assert ws.recv(timeout=10) == "x"
+        (connection_id,) = echo_gateway.gateway.connection_ids()
+        info = echo.app.websocket_api.info(connection_id)
+        assert info["Identity"] == {"SourceIp": "127.0.0.1", "UserAgent": "agent/7"}
+        echo.app.websocket_api.close(connection_id)
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)
+        assert ws.close_code == 1000

@@ -7,6 +7,7 @@ app.websocket_api. It runs in a copy, from that directory, in a process of its o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -130,3 +131,45 @@ def test_reload_serves_the_edited_app_on_the_same_connection(tmp_path: Path) -> 
         process.wait(timeout=20)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextlib.contextmanager
+def served(tmp_path: Path, module: str) -> Iterator[str]:
+    """tests/apps/<module>.py as a project's app.py, served by streamer-local; its URL."""
+    project = tmp_path / module
+    project.mkdir()
+    shutil.copy(ROOT / "tests" / "apps" / f"{module}.py", project / "app.py")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    process = subprocess.Popen([str(SCRIPT), "--port", "0"], cwd=project, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().rsplit(" ", 1)[1].strip()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_the_echo_tutorial_through_the_command(tmp_path: Path) -> None:
+    """Chalice's echo tutorial (websocket_api.send) answers through streamer-local."""
+    with served(tmp_path, "echo") as url, connect(url, open_timeout=10) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=10) == "hello"
+
+
+def test_an_app_without_connect_through_the_command(tmp_path: Path) -> None:
+    """An app with no $connect handler accepts the handshake through streamer-local."""
+    with served(tmp_path, "noconnect") as url, connect(url, open_timeout=10) as ws:
+        ws.send("x")
+        assert ws.recv(timeout=10) == "got x"
+
+
+def test_a_subprotocol_app_through_the_command(tmp_path: Path) -> None:
+    """The subprotocol $connect picks is negotiated through streamer-local."""
+    with served(tmp_path, "subprotocol") as url, connect(
+            url, open_timeout=10, subprotocols=["chat.v2"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "chat.v2"
+        ws.send("hi")
+        assert ws.recv(timeout=10) == "hi"
