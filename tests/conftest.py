@@ -36,6 +36,21 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("streamer")
 
 
+_ENVIRON = os.environ
+
+
+@pytest.fixture(autouse=True)
+def _real_environ() -> Iterator[None]:
+    """Put the real os.environ back after each test. chalice.test's Client swaps
+    os.environ for a copy during an invocation and back after; two invocations in
+    threads at once (fan-out workers) restore in the wrong order and leave a plain dict
+    copy there for good. botocore's providers keep reading the real object, so later
+    tests' monkeypatched variables (AWS_CA_BUNDLE, say) never reached their clients."""
+    yield
+    if os.environ is not _ENVIRON:
+        os.environ = _ENVIRON  # noqa: B003  (putting the real object back, on purpose)
+
+
 @pytest.fixture(scope="session")
 def dynamodb_endpoint() -> Iterator[str]:
     with DynamoDBServer() as server:
