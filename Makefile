@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit functional e2e lock clean package docs
+.PHONY: run test lint typecheck unit functional e2e lock clean package docs soak
 
 # The first install takes 1-3 minutes: it says so, then pip shows each package.
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
@@ -61,3 +61,7 @@ package: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.run
 
+# Soak on the real local stack with its faults on (bounded, loopback only; see
+# docs/soak.md): `make soak SOAK_ARGS="--minutes 30"` for a longer one.
+soak: $(STAMP)
+	$(PY) -m bench.soak $(SOAK_ARGS)
