@@ -101,6 +101,7 @@ class SoakConfig:
     # The DynamoDB server, run as `python -m <module> --host H --port 0`: the stack's own
     # by default; another one (a fixed moto, say) to compare against it.
     dynamodb_module: str = "streamer_local.dynamodb_server"
+    deadline: float | None = None  # seconds; default: every phase's bound added up
 
     def gone_per_post(self) -> float:
         """The per-post 410 fraction that makes about ``gone_share`` of the subscribers
@@ -127,7 +128,10 @@ class SoakConfig:
         return max(60.0, 0.6 * self.connections)
 
     def deadline_s(self) -> float:
-        """The whole run's bound: every phase's own bound, added up, plus slack."""
+        """The whole run's bound: every phase's own bound, added up, plus slack (or
+        ``deadline``, when given)."""
+        if self.deadline is not None:
+            return self.deadline
         return (self.ramp_bound_s() + self.minutes * 60 + self.request_grace_s
                 + SETTLE_SECONDS + 2 * LEAVE_BOUND_S + 3 * 240 + 300)
 
@@ -432,13 +436,18 @@ class Soak:
         while time.monotonic() < deadline:
             publishes = list(self.ledger.publishes.values())
             acked = {p.message_id for p in publishes if p.message_id}
-            # A reply lost to a 410 never comes: its publisher's connection was forgotten.
-            forgotten = {c.user for p in self.publishers for c in p.retired}
+            watch = self.stack.watch
+            with watch.lock:
+                # A reply lost to a 410 never comes: its publisher's connection was
+                # forgotten (reconnected from, or forgotten after its last publish).
+                forgotten = {user for user, cid in watch.connection_of.items()
+                             if cid in watch.forgotten}
+                fanned_out = acked <= watch.published.keys()
+            forgotten |= {c.user for p in self.publishers for c in p.retired}
             answered = all(p.acked_mono is not None or p.error or p.connection in forgotten
                            for p in publishes)
-            with self.stack.watch.lock:
-                if answered and acked <= self.stack.watch.published.keys():
-                    break
+            if answered and fanned_out:
+                break
             await asyncio.sleep(0.5)
         await asyncio.sleep(2.0)  # the last posts' frames still on their way to the clients
         # Requests (and their cancels) still waiting for a reply finish first.
@@ -679,6 +688,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--dynamodb-module", default=defaults.dynamodb_module,
                         help="DynamoDB server module, run with -m (default %(default)s)")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="seconds for the whole run (default: its phases' bounds "
+                             "added up); past it, the report says where it stopped")
     parser.add_argument("--json", action="store_true",
                         help="also print the whole report as JSON on stdout")
     parser.add_argument("--json-path", type=Path, default=None,
@@ -690,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
         request_rate=args.request_rate, gone_share=args.gone_share,
         gone_fraction=args.gone_fraction, throttle_fraction=args.throttle_fraction,
         drop_disconnect=args.drop_disconnect, redeliver_fraction=args.redeliver_fraction,
-        seed=args.seed, dynamodb_module=args.dynamodb_module)
+        seed=args.seed, dynamodb_module=args.dynamodb_module, deadline=args.deadline)
     print(f"soak: {cfg.connections} subscribers, {cfg.tenants} tenants, {cfg.rate}/s, "
           f"{cfg.minutes} min steady; faults {cfg.faults().flags()}; bounded to "
           f"{cfg.deadline_s():.0f} s", file=sys.stderr, flush=True)
