@@ -71,10 +71,12 @@ def build_streamer(env: Mapping[str, str], storage: Any) -> Any:
     in-memory one, when ``env`` names no DynamoDB): it costs what it costs in a worker."""
     from chalicelib import runtime
     from chalicelib.settings import Settings
-    from local.memory import MemoryIdempotencyStore, MemoryRequestStore
+    from local.memory import MemoryHistory, MemoryIdempotencyStore, MemoryRequestStore
 
     settings = Settings.from_env(env)
     return runtime.build(settings=settings, storage=storage, requests=MemoryRequestStore(),
+                         history=MemoryHistory(settings.history_size,
+                                               settings.history_ttl_seconds),
                          idempotency=MemoryIdempotencyStore())
 
 

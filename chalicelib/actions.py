@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from chalicelib import continuity
 from chalicelib.dispatch import ActionContext, ActionTable, Reply
+from chalicelib.model import Position
 from chalicelib.protocol import Frame, ack, pong
 
 
@@ -21,11 +25,26 @@ def ping(ctx: ActionContext, frame: Frame) -> Reply:
 
 
 def subscribe(ctx: ActionContext, frame: Frame) -> Reply:
+    """Subscribe; with ``since``, first replay what was missed (docs/protocol.md 6)."""
     channel = frame.channel()
-    ctx.services.storage.subscribe(
-        ctx.connection, channel, ctx.services.settings.max_subscriptions
-    )
-    return ack(frame.id, "subscribe", channel=channel)
+    since = frame.since()
+    services, conn = ctx.services, ctx.connection
+    # The row first: every message committed after the position read below then
+    # reaches this connection live, and the replay covers the ones before.
+    services.storage.subscribe(conn, channel, services.settings.max_subscriptions)
+    if services.history is None:
+        return ack(frame.id, "subscribe", channel=channel)
+    fields: dict[str, Any] = {}
+    if since is None:
+        position = services.history.position(conn.tenant_id, channel)
+    else:
+        resumed = continuity.resume(services.history, conn.tenant_id, channel,
+                                    Position(*since), services.settings.history_size)
+        for payload in resumed.replay:
+            services.send_raw(conn.connection_id, payload)
+        position, fields["recovered"] = resumed.position, resumed.recovered
+    return ack(frame.id, "subscribe", channel=channel, offset=position.offset,
+               epoch=position.epoch, **fields)
 
 
 def unsubscribe(ctx: ActionContext, frame: Frame) -> Reply:
@@ -42,6 +61,9 @@ def publish(ctx: ActionContext, frame: Frame) -> Reply:
     message = ctx.services.prepare_message(conn.tenant_id, conn.user_id, channel, data)
     # Ack before fanning out: the publisher does not wait for delivery to others,
     # and PROTOCOL.md lets its own copy arrive before or after the ack.
-    ctx.reply(ack(frame.id, "publish", channel=channel, message_id=message.message_id))
+    position = ({} if message.position is None
+                else {"offset": message.position.offset, "epoch": message.position.epoch})
+    ctx.reply(ack(frame.id, "publish", channel=channel, message_id=message.message_id,
+                  **position))
     ctx.services.fan_out(message, exclude=conn.connection_id if exclude_self else None)
     return None

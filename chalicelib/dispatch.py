@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chalicelib.errors import Forbidden, FrameError, UnknownAction
-from chalicelib.interfaces import RequestStore, Storage
+from chalicelib.interfaces import History, RequestStore, Storage
 from chalicelib.model import Connection, Outgoing
 from chalicelib.protocol import Frame
 from chalicelib.settings import Settings
@@ -38,6 +38,7 @@ class Services(Protocol):
     storage: Storage
     requests: RequestStore
     tasks: TaskTable
+    history: History | None  # None: continuity off (HISTORY_SIZE=0)
 
     def now(self) -> float: ...
 
@@ -46,6 +47,10 @@ class Services(Protocol):
         ...
 
     def reply(self, connection_id: str, frame: dict[str, Any]) -> None: ...
+
+    def send_raw(self, connection_id: str, payload: bytes) -> None: ...
+
+    def disconnect(self, connection_id: str) -> None: ...
 
     def prepare_message(self, tenant_id: str, user_id: str, channel: str,
                         data: Any) -> Outgoing:

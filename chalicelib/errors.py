@@ -7,6 +7,7 @@
     │   ├── BadRequest         bad_request
     │   ├── UnknownAction      unknown_action
     │   ├── Unauthorized       unauthorized
+    │   │   └── TokenExpired   token_expired (the connection is closed after it)
     │   ├── Forbidden          forbidden
     │   ├── NotFound           not_found
     │   ├── TooLarge           too_large
@@ -65,6 +66,10 @@ class UnknownAction(FrameError):
 
 class Unauthorized(FrameError):
     code = "unauthorized"
+
+
+class TokenExpired(Unauthorized):
+    code = "token_expired"
 
 
 class Forbidden(FrameError):

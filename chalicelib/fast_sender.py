@@ -38,6 +38,7 @@ No proxy support (botocore honours ``HTTPS_PROXY``): use ManagementApiSender the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -49,7 +50,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import ConfigError, ServerError
+from chalicelib.errors import ConfigError, GoneError, ServerError
 from chalicelib.http11 import ConnectionPool, ProtocolError
 from chalicelib.management_api import translate_client_error
 from chalicelib.sigv4 import (
@@ -135,7 +136,7 @@ class FastSender:
             self._now = now
         return now
 
-    def request_bytes(self, connection_id: str, data: bytes) -> bytes:
+    def request_bytes(self, connection_id: str, data: bytes, method: str = "POST") -> bytes:
         """The signed HTTP/1.1 request posting ``data`` to ``connection_id``."""
         now = self._per_second()
         creds = now.credentials
@@ -146,17 +147,24 @@ class FastSender:
             canonical = self._canonical_prefix + encoded.replace("%", "%25")
         token = creds.token
         authorization = self._signer.authorization(
-            method="POST", host=self._host, canonical_uri=canonical, amz_date=now.amz_date,
+            method=method, host=self._host, canonical_uri=canonical, amz_date=now.amz_date,
             payload_hash=sha256(data).hexdigest(), access_key=creds.access_key,
             secret_key=creds.secret_key, token=token)
         token_line = f"X-Amz-Security-Token: {token}\r\n" if token else ""
-        head = (f"POST {self._prefix}{encoded} HTTP/1.1\r\nHost: {self._host}\r\n"
+        head = (f"{method} {self._prefix}{encoded} HTTP/1.1\r\nHost: {self._host}\r\n"
                 f"X-Amz-Date: {now.amz_date}\r\n{token_line}"
                 f"Authorization: {authorization}\r\nContent-Length: {len(data)}\r\n\r\n")
         return head.encode() + data
 
+    def delete(self, connection_id: str) -> None:
+        """@connections DELETE: close the connection (a gone one is no error)."""
+        with contextlib.suppress(GoneError):
+            self._exchange(self.request_bytes(connection_id, b"", "DELETE"), connection_id)
+
     def post(self, connection_id: str, data: bytes) -> None:
-        request = self.request_bytes(connection_id, data)
+        self._exchange(self.request_bytes(connection_id, data), connection_id)
+
+    def _exchange(self, request: bytes, connection_id: str) -> None:
         try:
             response = self.pool.request(request)
         except (OSError, ProtocolError) as exc:

@@ -8,6 +8,7 @@ against these protocols and imports no adapter, so it loads without boto3 or bot
     RequestStore   chalicelib/request_store.py  DynamoRequestStore
     Sender         chalicelib/fast_sender.py    FastSender (and ManagementApiSender,
                    chalicelib/management_api.py, boto3's client)
+    History        chalicelib/history_store.py  DynamoHistory
     Invoke         chalicelib/runtime.py        Lambda's asynchronous Invoke
 
 In-memory implementations for tests and benchmarks live in ``local/memory.py``; a
@@ -17,9 +18,9 @@ contract test runs against both, so they cannot drift.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from chalicelib.model import Connection, RequestRecord, RequestState
+from chalicelib.model import Connection, Position, RequestRecord, RequestState
 
 # Invoke a Lambda function asynchronously with a JSON event (the fan-out workers).
 Invoke = Callable[[str, dict[str, Any]], None]
@@ -54,12 +55,39 @@ class Storage(Protocol):
         """Delete a connection and all its subscriptions; the deleted record, if any."""
         ...
 
+    def refresh(self, connection: Connection, token_expires_at: int,
+                permissions: frozenset[str]) -> Connection | None:
+        """Give a live connection a new token's expiry and permissions; its
+        subscriptions now expire with the new token. None if the connection is gone."""
+        ...
+
     def reserve_request(self, connection_id: str, limit: int) -> bool:
         """Count one more unfinished request on a connection; False at ``limit``."""
         ...
 
     def release_request(self, connection_id: str) -> None:
         """Count one unfinished request less (nothing if the connection is gone)."""
+        ...
+
+
+class History(Protocol):
+    """Channel offsets and the last messages of each channel (docs/protocol.md 6)."""
+
+    def position(self, tenant_id: str, channel: str) -> Position:
+        """The channel's last offset and its epoch; a channel with none gets a new
+        epoch at offset 0 (stored, so later offsets are counted from it)."""
+        ...
+
+    def append(self, tenant_id: str, channel: str,
+               encode: Callable[[Position], bytes]) -> tuple[Position, bytes]:
+        """Take the channel's next offset and keep the message ``encode`` builds for
+        it, atomically: an offset is never visible without its message."""
+        ...
+
+    def read(self, tenant_id: str, channel: str, epoch: str, after: int,
+             upto: int) -> list[tuple[int, bytes]]:
+        """The held messages of ``epoch`` with ``after < offset <= upto``, in offset
+        order (expired or dropped ones are missing)."""
         ...
 
 
@@ -74,14 +102,17 @@ class RequestStore(Protocol):
         """pending -> running; False if it was not pending."""
         ...
 
-    def set_progress(self, request_id: str, progress: float) -> bool:
-        """Record progress while running; False if no longer running."""
+    def set_progress(self, request_id: str, progress: float, *, seq: int = 0,
+                     detail: dict[str, Any] | None = None) -> bool:
+        """Record progress (the ``seq`` of its frame and its ``detail``) while running;
+        False if no longer running."""
         ...
 
     def finish(self, request_id: str, state: RequestState, *, result: Any = None,
                error: tuple[str, str] | None = None, expires_at: int,
-               only_if_lease_before: float | None = None) -> bool:
-        """running -> succeeded|failed; False if no longer running."""
+               only_if_lease_before: float | None = None, seq: int | None = None) -> bool:
+        """running -> succeeded|failed (``seq``: the result frame's); False if no
+        longer running."""
         ...
 
     def cancel(self, request_id: str) -> tuple[bool, RequestState | None]:
@@ -107,4 +138,14 @@ class Sender(Protocol):
 
     def close(self) -> None:
         """Release connections; the sender is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class Disconnects(Protocol):
+    """A :class:`Sender` that can also close a connection (@connections DELETE): both
+    real senders; test senders that cannot are skipped (the frame was still sent)."""
+
+    def delete(self, connection_id: str) -> None:
+        """Close one connection; a gone one is no error."""
         ...

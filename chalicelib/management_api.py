@@ -68,6 +68,17 @@ class ManagementApiSender:
             raise ServerError(connection_id, type(exc).__name__) from exc
 
 
+    def delete(self, connection_id: str) -> None:
+        try:
+            self._client.delete_connection(ConnectionId=connection_id)
+        except ClientError as exc:
+            error = translate_client_error(connection_id, exc)
+            if not isinstance(error, GoneError):
+                raise error from exc
+        except BotoCoreError as exc:
+            raise ServerError(connection_id, type(exc).__name__) from exc
+
+
 def translate_client_error(connection_id: str, exc: ClientError) -> SendError:
     error = exc.response.get("Error", {})
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))

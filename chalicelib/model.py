@@ -39,6 +39,11 @@ class Connection:
     def can(self, permission: str) -> bool:
         return permission in self.permissions
 
+    @property
+    def subscription_expires_at(self) -> int:
+        """Subscriptions end with the token (a refresh extends them) or the row."""
+        return min(self.expires_at, self.token_expires_at)
+
 
 def user_key(tenant_id: str, user_id: str) -> str:
     return f"{tenant_id}#{user_id}"
@@ -56,6 +61,14 @@ def channel_key(tenant_id: str, channel: str, shard: int) -> str:
 
 
 @dataclass(frozen=True)
+class Position:
+    """Where a channel is: its last ``offset`` within ``epoch`` (docs/protocol.md 6)."""
+
+    offset: int
+    epoch: str
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """A channel message ready to fan out: its encoded frame and where it goes."""
 
@@ -63,6 +76,7 @@ class Outgoing:
     channel: str
     message_id: str
     payload: bytes
+    position: Position | None = None  # None: continuity is off (HISTORY_SIZE=0)
 
 
 class RequestState(StrEnum):
@@ -103,6 +117,8 @@ class RequestRecord:
     error_code: str | None = None
     error_message: str | None = None
     lease_until: float | None = None
+    seq: int = 0  # frames sent for this request so far (progress, then the result)
+    detail: dict[str, Any] | None = None  # the last progress frame's detail
 
     def owned_by(self, tenant_id: str, user_id: str) -> bool:
         return self.tenant_id == tenant_id and self.user_id == user_id

@@ -59,6 +59,7 @@ class _Context:
         self._processor = processor
         self._record = record
         self._deadline = deadline
+        self.seq = record.seq  # frames sent for this request so far
 
     def time_left(self) -> float:
         return self._deadline - self._processor.clock()
@@ -72,10 +73,12 @@ class _Context:
             raise Stop("timeout")
         fraction = min(1.0, max(0.0, float(fraction)))
         # The update's condition (state = running) is also the cancellation check.
-        if not self._processor.store.set_progress(self.request_id, fraction):
+        detail = detail if detail is not None else {}
+        if not self._processor.store.set_progress(self.request_id, fraction,
+                                                  seq=self.seq + 1, detail=detail):
             raise Stop("cancelled")
-        frame = protocol.progress(self.request_id, fraction,
-                                  detail if detail is not None else {})
+        self.seq += 1
+        frame = protocol.progress(self.request_id, fraction, detail, self.seq)
         if not self._processor.send(self._record, frame):
             if self._processor.store.cancel(self.request_id)[0]:
                 self._processor.on_final(self._record.connection_id)
@@ -178,7 +181,7 @@ class Processor:
             logger.warning("task raised", extra={"error": type(exc).__name__})
             self._fail(record, f"task raised {type(exc).__name__}")
             return
-        frame = protocol.result(record.request_id, result)
+        frame = protocol.result(record.request_id, result, context.seq + 1)
         try:
             if len(protocol.encode(frame)) > protocol.MAX_MESSAGE_BYTES:
                 self._fail(record, "result exceeds the 128 KB message limit")
@@ -187,7 +190,7 @@ class Processor:
             self._fail(record, "result is not JSON-serialisable")
             return
         if self.store.finish(record.request_id, RequestState.SUCCEEDED, result=result,
-                             expires_at=self._expiry()):
+                             expires_at=self._expiry(), seq=context.seq + 1):
             self.on_final(record.connection_id)
             self.send(record, frame)
             logger.info("request succeeded")

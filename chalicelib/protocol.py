@@ -63,6 +63,26 @@ class Frame:
             raise BadRequest(f"field '{name}' must be an object")
         return value
 
+    def integer(self, name: str, low: int, high: int, default: int) -> int:
+        value = self.body.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise BadRequest(f"field '{name}' must be an integer {low}..{high}")
+        return value
+
+    def since(self) -> tuple[int, str] | None:
+        """``since``: ``{"offset": integer >= 0, "epoch": 1-64 characters}`` or absent."""
+        value = self.body.get("since")
+        if value is None:
+            return None
+        offset = value.get("offset") if isinstance(value, dict) else None
+        epoch = value.get("epoch") if isinstance(value, dict) else None
+        if (not isinstance(value, dict) or set(value) != {"offset", "epoch"}
+                or isinstance(offset, bool) or not isinstance(offset, int) or offset < 0
+                or not isinstance(epoch, str) or not 0 < len(epoch) <= MAX_ID_CHARS):
+            raise BadRequest("field 'since' must be {\"offset\": integer >= 0, "
+                             "\"epoch\": string of 1-64 characters}")
+        return offset, epoch
+
     def flag(self, name: str, default: bool = False) -> bool:
         value = self.body.get(name, default)
         if not isinstance(value, bool):
@@ -162,13 +182,50 @@ def message(channel: str | None, message_id: str, data: Any, user_id: str,
     return frame
 
 
-def progress(request_id: str, fraction: float, detail: dict[str, Any]) -> dict[str, Any]:
+def progress(request_id: str, fraction: float, detail: dict[str, Any],
+             seq: int) -> dict[str, Any]:
     return {"type": "progress", "request_id": request_id, "progress": fraction,
-            "detail": detail}
+            "detail": detail, "seq": seq}
 
 
-def result(request_id: str, data: Any) -> dict[str, Any]:
-    return {"type": "result", "request_id": request_id, "data": data}
+def result(request_id: str, data: Any, seq: int) -> dict[str, Any]:
+    return {"type": "result", "request_id": request_id, "data": data, "seq": seq}
+
+
+def with_position(frame: dict[str, Any], offset: int, epoch: str) -> dict[str, Any]:
+    """A channel message carrying its place in the channel (docs/protocol.md 6)."""
+    return {**frame, "offset": offset, "epoch": epoch}
+
+
+# Room the offset and epoch take in an encoded message: ',"offset":<20 digits>,
+# "epoch":"<64 characters>"' is under 110 bytes.
+POSITION_BYTES = 110
+
+
+def token_expiring(expires_at: int, now: float) -> dict[str, Any]:
+    return {"type": "token_expiring", "expires_at": expires_at,
+            "expires_in": max(0, int(expires_at - now))}
+
+
+def history(frame_id: str | None, channel: str, offset: int, epoch: str,
+            payloads: list[bytes]) -> bytes:
+    """The ``history`` reply: the held message frames, oldest first, spliced in as
+    they were stored (each is already encoded JSON). The oldest are left out, and
+    ``complete`` is false, when all would not fit in one message."""
+    def build(kept: list[bytes]) -> bytes:
+        head = encode(_with_id({"type": "history", "channel": channel, "offset": offset,
+                                "epoch": epoch, "complete": len(kept) == len(payloads),
+                                "messages": []}, frame_id))
+        # The frame ends with the empty list: '"messages":[]}' (or the id after it).
+        cut = head.rindex(b'"messages":[]') + len(b'"messages":[')
+        return head[:cut] + b",".join(kept) + head[cut:]
+
+    kept = list(payloads)
+    frame = build(kept)
+    while len(frame) > MAX_MESSAGE_BYTES and kept:
+        kept.pop(0)
+        frame = build(kept)
+    return frame
 
 
 def request_state(frame_id: str | None, request_id: str, state: str, progress: float, *,
@@ -182,6 +239,15 @@ def request_state(frame_id: str | None, request_id: str, state: str, progress: f
     if error is not None:
         frame["error"] = {"code": error[0], "message": error[1]}
     return _with_id(frame, frame_id)
+
+
+def request_catch_up(frame: dict[str, Any], seq: int,
+                     detail: dict[str, Any] | None) -> dict[str, Any]:
+    """``status``'s extras: the frame count so far and the last progress detail."""
+    frame["seq"] = seq
+    if detail is not None:
+        frame["detail"] = detail
+    return frame
 
 
 def encode(frame: dict[str, Any]) -> bytes:

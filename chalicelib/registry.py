@@ -6,7 +6,7 @@ to anyone else's.
 
 from __future__ import annotations
 
-from chalicelib import actions, custom, request_actions, tasks
+from chalicelib import actions, continuity_actions, custom, request_actions, tasks
 from chalicelib.dispatch import ActionTable
 from chalicelib.tasks import TaskTable
 
@@ -15,6 +15,7 @@ def default_actions() -> ActionTable:
     table = ActionTable()
     actions.register(table)
     request_actions.register(table)
+    continuity_actions.register(table)
     custom.register_actions(table)
     return table
 

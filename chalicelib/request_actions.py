@@ -95,11 +95,15 @@ def status(ctx: ActionContext, frame: Frame) -> Reply:
 
 
 def _status_frame(frame_id: str | None, record: RequestRecord) -> dict[str, Any]:
+    """The latest state, with what a client reconnecting mid-job needs to catch up:
+    ``seq`` (frames sent so far) and the last progress ``detail``."""
     if record.state == RequestState.SUCCEEDED:
-        return protocol.request_state(frame_id, record.request_id, record.state,
-                                      record.progress, result=record.result)
-    error = None
-    if record.state == RequestState.FAILED:
-        error = (record.error_code or "failed", record.error_message or "failed")
-    return protocol.request_state(frame_id, record.request_id, record.state, record.progress,
-                                  error=error)
+        frame = protocol.request_state(frame_id, record.request_id, record.state,
+                                       record.progress, result=record.result)
+    else:
+        error = None
+        if record.state == RequestState.FAILED:
+            error = (record.error_code or "failed", record.error_message or "failed")
+        frame = protocol.request_state(frame_id, record.request_id, record.state,
+                                       record.progress, error=error)
+    return protocol.request_catch_up(frame, record.seq, record.detail)

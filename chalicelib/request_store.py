@@ -63,19 +63,25 @@ class DynamoRequestStore:
              ":lease": {"N": f"{lease_until:.3f}"}},
         )
 
-    def set_progress(self, request_id: str, progress: float) -> bool:
+    def set_progress(self, request_id: str, progress: float, *, seq: int = 0,
+                     detail: dict[str, Any] | None = None) -> bool:
         return self._update(
-            request_id, "SET progress = :p", "#s = :running",
-            {":p": {"N": f"{progress:.6f}"}, ":running": {"S": RequestState.RUNNING}},
+            request_id, "SET progress = :p, seq = :seq, detail = :d", "#s = :running",
+            {":p": {"N": f"{progress:.6f}"}, ":running": {"S": RequestState.RUNNING},
+             ":seq": {"N": str(seq)},
+             ":d": {"S": json.dumps(detail or {}, separators=(",", ":"))}},
         )
 
     def finish(self, request_id: str, state: RequestState, *, result: Any = None,
                error: tuple[str, str] | None = None, expires_at: int,
-               only_if_lease_before: float | None = None) -> bool:
+               only_if_lease_before: float | None = None, seq: int | None = None) -> bool:
         assert state in (RequestState.SUCCEEDED, RequestState.FAILED)
         sets = ["#s = :state", "expires_at = :exp"]
         values: dict[str, Any] = {":state": {"S": state}, ":running": {"S": RequestState.RUNNING},
                                   ":exp": {"N": str(expires_at)}}
+        if seq is not None:
+            sets.append("seq = :seq")
+            values[":seq"] = {"N": str(seq)}
         if state == RequestState.SUCCEEDED:
             sets += ["progress = :one", "#r = :result"]
             values[":one"] = {"N": "1"}
@@ -145,6 +151,7 @@ def record_from_item(item: dict[str, Any]) -> RequestRecord:
 
         result = optional("result", "S")
         lease = optional("lease_until", "N")
+        detail = optional("detail", "S")
         return RequestRecord(
             request_id=text("request_id"), tenant_id=text("tenant_id"),
             user_id=text("user_id"), connection_id=text("connection_id"),
@@ -157,6 +164,8 @@ def record_from_item(item: dict[str, Any]) -> RequestRecord:
             error_code=optional("error_code", "S"),
             error_message=optional("error_message", "S"),
             lease_until=None if lease is None else float(lease),
+            seq=int(item.get("seq", {"N": "0"})["N"]),
+            detail=None if detail is None else json.loads(detail),
         )
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
         # The exception's text may quote the payload: only its type is kept.

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chalicelib.dispatch import ActionTable
-    from chalicelib.interfaces import Invoke, RequestStore, Sender, Storage
+    from chalicelib.interfaces import History, Invoke, RequestStore, Sender, Storage
     from chalicelib.services import SenderFactory
     from chalicelib.settings import Settings
     from chalicelib.streamer import Streamer
@@ -36,7 +36,8 @@ def streamer() -> Streamer:
 
 def build(env: Mapping[str, str] | None = None, *, settings: Settings | None = None,
           dynamodb: Any = None, storage: Storage | None = None,
-          requests: RequestStore | None = None, sender_factory: SenderFactory | None = None,
+          requests: RequestStore | None = None, history: History | None = None,
+          sender_factory: SenderFactory | None = None,
           invoke: Invoke | None = None, idempotency: Any = None,
           actions: ActionTable | None = None, tasks: TaskTable | None = None,
           clock: Callable[[], float] | None = None) -> Streamer:
@@ -46,6 +47,8 @@ def build(env: Mapping[str, str] | None = None, *, settings: Settings | None = N
 
     - ``dynamodb``: a botocore DynamoDB client, for the default ``storage``,
       ``requests`` and ``idempotency`` (built only if one of them needs it);
+    - ``history``: channel offsets and history (DynamoHistory; unused with
+      HISTORY_SIZE=0);
     - ``sender_factory``: endpoint -> Sender (FastSender, or boto3's with SENDER=boto3);
     - ``invoke``: Lambda's asynchronous Invoke for fan-out workers, when
       FANOUT_FUNCTION_NAME is set;
@@ -81,6 +84,12 @@ def build(env: Mapping[str, str] | None = None, *, settings: Settings | None = N
         from chalicelib.request_store import DynamoRequestStore
 
         requests = DynamoRequestStore(db(), settings.table_prefix)
+    if history is None and settings.history_size > 0:
+        from chalicelib.history_store import DynamoHistory
+
+        history = DynamoHistory(db(), settings.table_prefix, size=settings.history_size,
+                                ttl_seconds=settings.history_ttl_seconds,
+                                state_ttl_seconds=settings.channel_state_ttl_seconds)
     if idempotency is None:
         idempotency = _LazyIdempotencyStore(settings, db)
     if invoke is None and settings.fanout_function_name:
@@ -91,7 +100,7 @@ def build(env: Mapping[str, str] | None = None, *, settings: Settings | None = N
         else default_sender_factory(settings, session),
         actions=actions if actions is not None else default_actions(),
         tasks=tasks if tasks is not None else default_tasks(),
-        invoke=invoke, idempotency=idempotency,
+        history=history, invoke=invoke, idempotency=idempotency,
         clock=clock if clock is not None else time.time,
     )
     return Streamer(services)

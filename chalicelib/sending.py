@@ -114,6 +114,10 @@ class Fanout:
             pool.shutdown(wait=True)
         self._sender.close()
 
+    @property
+    def sender(self) -> Sender:
+        return self._sender
+
     def _executor(self) -> ThreadPoolExecutor:
         # Kept for the life of the (warm) Lambda container rather than per publish.
         with self._lock:

@@ -18,7 +18,7 @@ from typing import Any
 from chalicelib import events, protocol
 from chalicelib.dispatch import ActionTable
 from chalicelib.errors import BadRequest, ConfigError, TooLarge
-from chalicelib.interfaces import Invoke, RequestStore, Sender, Storage
+from chalicelib.interfaces import Disconnects, History, Invoke, RequestStore, Sender, Storage
 from chalicelib.model import Outgoing
 from chalicelib.observability import logger
 from chalicelib.parallel import ParallelFanout
@@ -32,11 +32,14 @@ SenderFactory = Callable[[str], Sender]
 class Services:
     def __init__(self, settings: Settings, storage: Storage, requests: RequestStore,
                  sender_factory: SenderFactory, *, actions: ActionTable, tasks: TaskTable,
+                 history: History | None = None,
                  invoke: Invoke | None = None, idempotency: Any = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.storage = storage
         self.requests = requests
+        # None: continuity off (HISTORY_SIZE=0): no offsets, no history.
+        self.history = history if settings.history_size > 0 else None
         self.actions = actions
         self.tasks = tasks
         self.parallel = ParallelFanout(
@@ -92,16 +95,35 @@ class Services:
     # -- sending ---------------------------------------------------------------
 
     def reply(self, connection_id: str, frame: dict[str, Any]) -> None:
+        self.send_raw(connection_id, protocol.encode(frame))
+
+    def send_raw(self, connection_id: str, payload: bytes) -> None:
+        """Send an encoded frame to one connection (a reply, a replayed message)."""
         report = DeliveryReport()
-        self.fanout_for(self.endpoint()).send(connection_id, protocol.encode(frame), report)
+        self.fanout_for(self.endpoint()).send(connection_id, payload, report)
         if report.failed:
             logger.warning("reply not delivered", extra={"to": connection_id})
 
+    def disconnect(self, connection_id: str) -> None:
+        """Close a client's connection (@connections DELETE), e.g. once its token expired."""
+        sender = self.fanout_for(self.endpoint()).sender
+        if isinstance(sender, Disconnects):
+            sender.delete(connection_id)
+
     def prepare_message(self, tenant_id: str, user_id: str, channel: str,
                         data: Any) -> Outgoing:
+        """Build a channel message; with continuity on, take its offset and keep it in
+        the channel's history (chalicelib/history_store.py) before anyone gets it."""
         message_id = uuid.uuid4().hex
         frame = protocol.message(channel, message_id, data, user_id, int(self.now() * 1000))
-        return Outgoing(tenant_id, channel, message_id, _encode_bounded(frame))
+        if self.history is None:
+            return Outgoing(tenant_id, channel, message_id, _encode_bounded(frame))
+        # Checked before an offset is taken: a refused message must leave no hole.
+        _encode_bounded(frame, room=protocol.POSITION_BYTES)
+        position, payload = self.history.append(
+            tenant_id, channel,
+            lambda p: protocol.encode(protocol.with_position(frame, p.offset, p.epoch)))
+        return Outgoing(tenant_id, channel, message_id, payload, position)
 
     def fan_out(self, message: Outgoing, exclude: str | None = None) -> None:
         endpoint = self.endpoint()
@@ -128,7 +150,7 @@ class Services:
             "stale_connection_id": connection_id, "found": removed is not None})
 
 
-def _encode_bounded(frame: dict[str, Any]) -> bytes:
+def _encode_bounded(frame: dict[str, Any], room: int = 0) -> bytes:
     """The frame's bytes, or BadRequest / TooLarge for data that cannot be sent."""
     try:
         payload = protocol.encode(frame)
@@ -137,6 +159,6 @@ def _encode_bounded(frame: dict[str, Any]) -> bytes:
     except RecursionError:
         # Client frames are bounded at parse time; this is a backend push's data.
         raise BadRequest("data nests too deeply to be sent") from None
-    if len(payload) > protocol.MAX_MESSAGE_BYTES:
+    if len(payload) + room > protocol.MAX_MESSAGE_BYTES:
         raise TooLarge(f"message exceeds {protocol.MAX_MESSAGE_BYTES} bytes")
     return payload

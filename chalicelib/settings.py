@@ -48,6 +48,10 @@ class Settings:
     send_max_attempts: int = 3
     send_backoff_seconds: float = 0.05
     result_ttl_seconds: int = 86_400
+    history_size: int = 100
+    history_ttl_seconds: int = 300
+    channel_state_ttl_seconds: int = 86_400
+    token_expiry_warning_seconds: int = 300
     processor_safety_seconds: float = 5.0
     dynamodb_endpoint_url: str | None = None
     ws_endpoint_url: str | None = None
@@ -57,6 +61,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         values = {var.field: var.read(env) for var in VARIABLES if var.field is not None}
         settings = cls(**values)
+        if settings.channel_state_ttl_seconds < settings.history_ttl_seconds:
+            raise ConfigError("CHANNEL_STATE_TTL_SECONDS must be at least HISTORY_TTL_SECONDS")
         needed = max(HMAC_KEY_BYTES[a] for a in settings.jwt_algorithms)
         if len(settings.jwt_secret.encode()) < needed:
             raise ConfigError(
@@ -196,7 +202,7 @@ VARIABLES: tuple[Variable, ...] = (
       "two) is refused 403", shown="unset"),
     V("TABLE_PREFIX", "table_prefix", _table_prefix, "streamer_",
       "DynamoDB table names are `<prefix>connections`, `<prefix>subscriptions`, "
-      "`<prefix>requests`, `<prefix>idempotency`"),
+      "`<prefix>requests`, `<prefix>idempotency`, `<prefix>channels`, `<prefix>history`"),
     V("CONNECTION_TTL_SECONDS", "connection_ttl_seconds", integer(60), 86_400,
       "TTL of connection and subscription rows"),
     V("MAX_SUBSCRIPTIONS", "max_subscriptions", integer(1, 10_000), 100,
@@ -238,6 +244,17 @@ VARIABLES: tuple[Variable, ...] = (
       "WebSocket wrapper", shown="Lambda's", fallbacks=("AWS_DEFAULT_REGION",)),
     V("RESULT_TTL_SECONDS", "result_ttl_seconds", integer(60), 86_400,
       "how long requests and their results are kept"),
+    V("HISTORY_SIZE", "history_size", integer(0, 1_000), 100,
+      "messages of each channel kept for resume and `history` (docs/protocol.md "
+      "section 6); 0 turns continuity off: no offsets, epochs or history"),
+    V("HISTORY_TTL_SECONDS", "history_ttl_seconds", integer(10, 86_400), 300,
+      "how long each message stays in a channel's history"),
+    V("CHANNEL_STATE_TTL_SECONDS", "channel_state_ttl_seconds", integer(60), 86_400,
+      "a channel's offset counter is forgotten (and its epoch changes) after this "
+      "long without a publish or subscribe; at least `HISTORY_TTL_SECONDS`"),
+    V("TOKEN_EXPIRY_WARNING_SECONDS", "token_expiry_warning_seconds", integer(0, 86_400),
+      300, "a frame arriving this long or less before the token's `exp` also gets a "
+      "`token_expiring` frame"),
     V("PROCESSOR_SAFETY_SECONDS", "processor_safety_seconds", number(0.0, 300.0), 5.0,
       "a task must end this long (at most a fifth of the time left) before its "
       "invocation does; see docs/tasks.md"),

@@ -67,7 +67,7 @@ class DynamoStorage:
             for item in query(self._db,
                 TableName=self._connections, IndexName="by_user",
                 KeyConditionExpression="user_key = :k",
-                FilterExpression="expires_at > :now",
+                FilterExpression="expires_at > :now AND token_expires_at > :now",
                 ProjectionExpression="connection_id",
                 ExpressionAttributeValues={
                     ":k": {"S": user_key(tenant_id, user_id)},
@@ -105,7 +105,7 @@ class DynamoStorage:
                         **key,
                         "tenant_id": {"S": connection.tenant_id},
                         "channel": {"S": channel},
-                        "expires_at": {"N": str(connection.expires_at)},
+                        "expires_at": {"N": str(connection.subscription_expires_at)},
                     },
                     "ConditionExpression": "attribute_not_exists(connection_id)",
                 }},
@@ -161,8 +161,10 @@ class DynamoStorage:
         now = str(int(self._clock()))
         ids: list[str] = []
         for shard in range(self._shards) if shards is None else shards:
+            # Consistent: a subscriber acked before a publish is committed gets it,
+            # which a resume relies on (chalicelib/continuity.py).
             for item in query(self._db,
-                TableName=self._subscriptions,
+                TableName=self._subscriptions, ConsistentRead=True,
                 KeyConditionExpression="channel_key = :k",
                 FilterExpression="expires_at > :now",
                 ProjectionExpression="connection_id",
@@ -173,6 +175,38 @@ class DynamoStorage:
             ):
                 ids.append(item["connection_id"]["S"])
         return ids
+
+    def refresh(self, connection: Connection, token_expires_at: int,
+                permissions: frozenset[str]) -> Connection | None:
+        try:
+            response = self._db.update_item(
+                TableName=self._connections,
+                Key={"connection_id": {"S": connection.connection_id}},
+                UpdateExpression="SET token_expires_at = :t, #p = :p",
+                ConditionExpression="attribute_exists(connection_id)",
+                ExpressionAttributeNames={"#p": "permissions"},
+                ExpressionAttributeValues={
+                    ":t": {"N": str(token_expires_at)},
+                    ":p": {"L": [{"S": p} for p in sorted(permissions)]}},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise StorageError(f"refresh failed: {error_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"refresh failed: {type(exc).__name__}") from exc
+        updated = _connection_from_item(response["Attributes"])
+        # Subscriptions expire with the token (fan-out skips them after): extend them.
+        for item in query(self._db,
+                TableName=self._subscriptions, IndexName="by_connection",
+                KeyConditionExpression="connection_id = :c",
+                ExpressionAttributeValues={":c": {"S": connection.connection_id}}):
+            update_if(self._db, self._subscriptions,
+                      {"channel_key": item["channel_key"], "connection_id": item["connection_id"]},
+                      "SET expires_at = :e", "attribute_exists(connection_id)",
+                      {":e": {"N": str(updated.subscription_expires_at)}})
+        return updated
 
     def remove_connection(self, connection_id: str) -> Connection | None:
         # The connection row goes first: a subscribe racing this disconnect then fails

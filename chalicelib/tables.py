@@ -15,6 +15,12 @@ Keys (see DESIGN.md, "Data model principles"):
   connection's subscriptions for cleanup on disconnect.
 - ``requests``: asynchronous requests, by ``request_id``; its stream drives the
   processor; ``by_connection`` finds a connection's requests to cancel them.
+- ``channels``: one row per tenant#channel holding its ``offset`` counter and
+  ``epoch`` (docs/protocol.md section 6); a publish moves it in one transaction with
+  the ``history`` row it writes.
+- ``history``: the last messages of each channel, by ``tenant#channel`` and
+  ``position`` (the offset, zero-padded so string order is offset order), so a resume
+  or a ``history`` read is one Query.
 - ``idempotency``: Powertools' idempotency records, so a retried fan-out worker never
   delivers a shard group twice.
 
@@ -97,7 +103,12 @@ REQUESTS = Table(
 # "expiration" (Powertools checks expiry itself on read).
 IDEMPOTENCY = Table(name="idempotency", partition_key="id", ttl_attribute="expiration")
 
-TABLES: tuple[Table, ...] = (CONNECTIONS, SUBSCRIPTIONS, REQUESTS, IDEMPOTENCY)
+CHANNELS = Table(name="channels", partition_key="channel_key")
+
+HISTORY = Table(name="history", partition_key="channel_key", sort_key="position")
+
+TABLES: tuple[Table, ...] = (CONNECTIONS, SUBSCRIPTIONS, REQUESTS, IDEMPOTENCY, CHANNELS,
+                             HISTORY)
 
 
 def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:

@@ -25,7 +25,15 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (
 )
 
 from chalicelib.errors import LimitExceeded, StorageError
-from chalicelib.model import Connection, RequestRecord, RequestState, channel_key, shard_of
+from chalicelib.history_store import history_key, new_epoch
+from chalicelib.model import (
+    Connection,
+    Position,
+    RequestRecord,
+    RequestState,
+    channel_key,
+    shard_of,
+)
 
 
 class MemoryStorage:
@@ -53,6 +61,7 @@ class MemoryStorage:
         return sorted(
             c.connection_id for c in self.connections.values()
             if c.tenant_id == tenant_id and c.user_id == user_id and c.expires_at > now
+            and c.token_expires_at > now
         )
 
     def _key(self, connection: Connection, channel: str) -> str:
@@ -69,7 +78,7 @@ class MemoryStorage:
                 return False
             if stored.subscription_count >= limit:
                 raise LimitExceeded(f"at most {limit} subscriptions per connection")
-            rows[connection.connection_id] = connection.expires_at
+            rows[connection.connection_id] = connection.subscription_expires_at
             self.connections[connection.connection_id] = _with_count(
                 stored, stored.subscription_count + 1)
             return True
@@ -93,6 +102,20 @@ class MemoryStorage:
             rows = self.subscriptions.get(channel_key(tenant_id, channel, shard), {})
             ids.extend(cid for cid, expires in rows.items() if expires > now)
         return ids
+
+    def refresh(self, connection: Connection, token_expires_at: int,
+                permissions: frozenset[str]) -> Connection | None:
+        with self._lock:
+            stored = self.connections.get(connection.connection_id)
+            if stored is None:
+                return None
+            updated = replace(stored, token_expires_at=token_expires_at,
+                              permissions=permissions)
+            self.connections[connection.connection_id] = updated
+            for rows in self.subscriptions.values():
+                if connection.connection_id in rows:
+                    rows[connection.connection_id] = updated.subscription_expires_at
+            return updated
 
     def reserve_request(self, connection_id: str, limit: int) -> bool:
         with self._lock:
@@ -159,17 +182,21 @@ class MemoryRequestStore:
         return self._move(request_id, {RequestState.PENDING}, state=RequestState.RUNNING,
                           lease_until=lease_until)
 
-    def set_progress(self, request_id: str, progress: float) -> bool:
-        return self._move(request_id, {RequestState.RUNNING}, progress=progress)
+    def set_progress(self, request_id: str, progress: float, *, seq: int = 0,
+                     detail: dict[str, Any] | None = None) -> bool:
+        return self._move(request_id, {RequestState.RUNNING}, progress=progress, seq=seq,
+                          detail=detail or {})
 
     def finish(self, request_id: str, state: RequestState, *, result: Any = None,
                error: tuple[str, str] | None = None, expires_at: int,
-               only_if_lease_before: float | None = None) -> bool:
+               only_if_lease_before: float | None = None, seq: int | None = None) -> bool:
         record = self.rows.get(request_id)
         if (only_if_lease_before is not None and record is not None
                 and (record.lease_until or 0) >= only_if_lease_before):
             return False
         changes: dict[str, Any] = {"state": state, "expires_at": expires_at}
+        if seq is not None:
+            changes["seq"] = seq
         if state == RequestState.SUCCEEDED:
             changes.update(progress=1.0, result=result)
         if error is not None:
@@ -233,3 +260,44 @@ def _in_progress_expired(record: DataRecord, now: float) -> bool:
     return (record.status == STATUS_CONSTANTS["INPROGRESS"]
             and record.in_progress_expiry_timestamp is not None
             and record.in_progress_expiry_timestamp < now * 1000)
+
+
+class MemoryHistory:
+    """In-memory :class:`chalicelib.interfaces.History` with the same rules: one lock
+    plays the part of DynamoDB's transaction."""
+
+    def __init__(self, size: int = 100, ttl_seconds: int = 300,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.size = size
+        self.ttl = ttl_seconds
+        self.clock = clock
+        self.positions: dict[str, Position] = {}
+        # key -> offset -> (epoch, payload, expires_at)
+        self.rows: dict[str, dict[int, tuple[str, bytes, float]]] = {}
+        self._lock = threading.Lock()
+
+    def position(self, tenant_id: str, channel: str) -> Position:
+        key = history_key(tenant_id, channel)
+        with self._lock:
+            return self.positions.setdefault(key, Position(0, new_epoch()))
+
+    def append(self, tenant_id: str, channel: str,
+               encode: Callable[[Position], bytes]) -> tuple[Position, bytes]:
+        key = history_key(tenant_id, channel)
+        with self._lock:
+            current = self.positions.get(key)
+            position = (Position(1, new_epoch()) if current is None
+                        else Position(current.offset + 1, current.epoch))
+            payload = encode(position)
+            self.positions[key] = position
+            rows = self.rows.setdefault(key, {})
+            rows[position.offset] = (position.epoch, payload, self.clock() + self.ttl)
+            rows.pop(position.offset - self.size, None)
+            return position, payload
+
+    def read(self, tenant_id: str, channel: str, epoch: str, after: int,
+             upto: int) -> list[tuple[int, bytes]]:
+        now = self.clock()
+        rows = self.rows.get(history_key(tenant_id, channel), {})
+        return [(offset, row[1]) for offset, row in sorted(rows.items())
+                if after < offset <= upto and row[0] == epoch and row[2] > now]

@@ -30,6 +30,7 @@ class ConnectionsSink:
         self.throttle: dict[str, int] = {}
         self.fail: set[str] = set()
         self.attempts: dict[str, int] = defaultdict(int)
+        self.deleted: list[str] = []  # @connections DELETEs, in order
         self.on_invoke: Callable[[str, dict[str, Any]], None] | None = None
         self.refuse_invokes = False
         self.invocations: list[tuple[str, dict[str, Any]]] = []
@@ -63,6 +64,7 @@ class ConnectionsSink:
             self.fail.clear()
             self.attempts.clear()
             self.invocations.clear()
+            self.deleted.clear()
         self.on_invoke = None
         self.refuse_invokes = False
         self.join_workers()
@@ -138,6 +140,15 @@ class ConnectionsSink:
                     return
                 status, error = sink._answer(unquote(self.path[len(prefix):]), body)
                 self._reply(status, error)
+
+            def do_DELETE(self) -> None:
+                prefix = f"/{STAGE}/@connections/"
+                if not self.path.startswith(prefix):
+                    self._reply(404, "NotFoundException")
+                    return
+                with sink._lock:
+                    sink.deleted.append(unquote(self.path[len(prefix):]))
+                self._reply(204, None)
 
             def _reply(self, status: int, error: str | None) -> None:
                 payload = json.dumps({"message": error}).encode() if error else b""

@@ -11,7 +11,14 @@ from typing import Any
 
 from chalicelib import events, protocol
 from chalicelib.dispatch import ActionContext, run
-from chalicelib.errors import BadRequest, FrameError, SendError, StorageError, Unauthorized
+from chalicelib.errors import (
+    BadRequest,
+    FrameError,
+    SendError,
+    StorageError,
+    TokenExpired,
+    Unauthorized,
+)
 from chalicelib.observability import add_keys, bind, logger
 from chalicelib.services import Services
 
@@ -32,12 +39,24 @@ def handle(services: Services, event: Mapping[str, Any]) -> dict[str, Any]:
             raise Unauthorized("connection is not registered; reconnect", frame.id)
         add_keys(user_id=connection.user_id, tenant_id=connection.tenant_id,
                  action=frame.action)
-        if frame.action != "ping" and connection.token_expires_at <= services.now():
-            raise Unauthorized("token expired; reconnect with a new token", frame.id)
+        now = services.now()
+        if connection.token_expires_at <= now:
+            raise TokenExpired("token expired; reconnect with a new token", frame.id)
         reply = run(action, ActionContext(connection, services, ctx.request_id), frame)
+        if (connection.token_expires_at - now <= services.settings.token_expiry_warning_seconds
+                and frame.action != "refresh"):
+            services.reply(ctx.connection_id,
+                           protocol.token_expiring(connection.token_expires_at, now))
     except FrameError as exc:
         logger.info("frame refused", extra={"code": exc.code, "detail": exc.message})
         services.reply(ctx.connection_id, protocol.error(exc.code, exc.message, exc.frame_id))
+        if isinstance(exc, TokenExpired):
+            # docs/protocol.md 6: the typed error, then the connection is closed.
+            try:
+                services.disconnect(ctx.connection_id)
+            except SendError as error:
+                logger.warning("expired connection not closed",
+                               extra={"error": type(error).__name__})
         return {"statusCode": 200}
     except (StorageError, SendError) as exc:
         logger.exception("action failed", extra={"error": type(exc).__name__})

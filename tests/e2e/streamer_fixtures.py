@@ -31,6 +31,7 @@ from chalicelib import runtime
 from chalicelib.settings import Settings
 from chalicelib.streamer import Streamer
 from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS
+from local.memory import MemoryHistory
 from local.stack import app_environment, load_app
 from local.testkit import make_token
 from streamer_local.settings import Faults, GatewaySettings
@@ -216,7 +217,8 @@ def in_memory_streamer(env: dict[str, str], storage: FakeStorage) -> Streamer:
     FakeStorage keeps DynamoStorage's contract (tests/functional/test_storage_contract.py).
     """
     return runtime.build(settings=Settings.from_env({**env, "SENDER": "boto3"}),
-                         storage=storage, requests=FakeRequestStore())
+                         storage=storage, requests=FakeRequestStore(),
+                         history=MemoryHistory())
 
 
 @pytest.fixture

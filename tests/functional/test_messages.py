@@ -20,8 +20,9 @@ def test_subscribe_and_publish_reach_every_subscriber(harness: Harness) -> None:
     """A publish reaches every subscriber of the channel, the publisher included."""
     a, b, c = harness.connect("a"), harness.connect("b"), harness.connect("c")
     for conn in (a, b):
-        assert harness.send(conn, {"action": "subscribe", "channel": "prices", "id": "s"}) == {
-            "type": "ack", "id": "s", "action": "subscribe", "channel": "prices"}
+        ack = harness.send(conn, {"action": "subscribe", "channel": "prices", "id": "s"})
+        assert ack == {"type": "ack", "id": "s", "action": "subscribe", "channel": "prices",
+                       "offset": 0, "epoch": ack["epoch"]}
     harness.sink.reset()
     harness.client.lambda_.invoke("message", _event(a, {
         "action": "publish", "channel": "prices", "data": {"p": 1}, "id": "m1"}))
@@ -167,13 +168,13 @@ def test_null_data_is_a_valid_message(harness: Harness) -> None:
     assert harness.sink.received(c, "message")[0]["data"] is None
 
 
-def test_expired_token_refuses_actions_but_not_ping(harness: Harness) -> None:
-    """After the token's exp, actions answer unauthorized while ping still works."""
+def test_expired_token_answers_token_expired_to_every_frame(harness: Harness) -> None:
+    """After the token's exp, every frame, ping too, answers token_expired (docs/protocol.md 6)."""
     c = harness.connect()
     harness.clock.offset = 7200  # the token lived an hour
-    assert harness.send(c, {"action": "subscribe", "channel": "x", "id": "e"})["code"] == (
-        "unauthorized")
-    assert harness.send(c, {"action": "ping"}) == {"type": "pong"}
+    for action in ({"action": "subscribe", "channel": "x", "id": "e"}, {"action": "ping"}):
+        reply = harness.send(c, action)
+        assert (reply["type"], reply["code"]) == ("error", "token_expired")
 
 
 def test_unknown_connection_is_unauthorized(harness: Harness) -> None:

@@ -99,7 +99,8 @@ def test_count_sends_each_progress_then_the_result(harness: Harness) -> None:
         [1 / 3, 2 / 3, 1.0])
     assert [f["detail"] for f in got if f["type"] == "progress"] == [
         {"step": 1}, {"step": 2}, {"step": 3}]
-    assert got[-1] == {"type": "result", "request_id": rid, "data": {"count": 3}}
+    assert got[-1] == {"type": "result", "request_id": rid, "data": {"count": 3}, "seq": 4}
+    assert [f["seq"] for f in got if f["type"] == "progress"] == [1, 2, 3]
     assert row(harness, rid)["state"] == {"S": "succeeded"}
 
 
@@ -109,7 +110,7 @@ def test_echo_result_is_the_payload(harness: Harness) -> None:
     rid = request(harness, c, "echo", {"x": [1, "two"]})
     process(harness, testkit.insert_record(row(harness, rid)))
     assert harness.sink.last(c) == {"type": "result", "request_id": rid,
-                                    "data": {"x": [1, "two"]}}
+                                    "data": {"x": [1, "two"]}, "seq": 1}
 
 
 def test_request_needs_write(harness: Harness) -> None:
@@ -305,7 +306,7 @@ def test_status_after_reconnect_and_not_found_for_others(harness: Harness) -> No
     again = harness.connect("ann", "t1")
     status = harness.send(again, {"action": "status", "request_id": rid, "id": "q"})
     assert status == {"type": "request", "id": "q", "request_id": rid, "state": "succeeded",
-                      "progress": 1.0, "result": {"v": 1}}
+                      "progress": 1.0, "result": {"v": 1}, "seq": 1}
     for user, tenant in (("bob", "t1"), ("ann", "t2")):
         stranger = harness.connect(user, tenant)
         for action in ("status", "cancel"):

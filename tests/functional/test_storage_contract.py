@@ -38,7 +38,7 @@ def store(request: pytest.FixtureRequest) -> tuple[Storage, Clock]:
 
 
 def conn(cid: str, user: str = "u", tenant: str = "t", ttl: int = 3600) -> Connection:
-    identity = Identity(user, tenant, frozenset({"read"}), int(NOW) + 60, int(NOW))
+    identity = Identity(user, tenant, frozenset({"read"}), int(NOW) + ttl, int(NOW))
     return Connection.open(cid, identity, NOW, ttl)
 
 

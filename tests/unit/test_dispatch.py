@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from chalicelib.auth import Identity
 from chalicelib.dispatch import ActionContext, ActionTable, Reply, run
 from chalicelib.errors import BadRequest, Forbidden, FrameError, NotFound, UnknownAction
-from chalicelib.interfaces import RequestStore, Storage
+from chalicelib.interfaces import History, RequestStore, Storage
 from chalicelib.model import Connection, Outgoing
 from chalicelib.protocol import Frame, parse_frame, pong
 from chalicelib.registry import default_actions, default_tasks
@@ -21,6 +22,7 @@ class FakeServices:
 
     storage: Storage  # never used by these tests
     requests: RequestStore  # never used by these tests
+    history: History | None = None
 
     def __init__(self) -> None:
         self.settings = Settings(jwt_secret="s" * 32)
@@ -35,6 +37,12 @@ class FakeServices:
 
     def reply(self, connection_id: str, frame: dict[str, Any]) -> None:
         self.replies.append((connection_id, frame))
+
+    def send_raw(self, connection_id: str, payload: bytes) -> None:
+        self.replies.append((connection_id, json.loads(payload)))
+
+    def disconnect(self, connection_id: str) -> None:
+        raise AssertionError("not used")
 
     def prepare_message(self, tenant_id: str, user_id: str, channel: str,
                         data: Any) -> Outgoing:
@@ -188,15 +196,16 @@ def test_context_reply_goes_to_own_connection() -> None:
 
 
 def test_builtin_actions_are_exactly_the_protocol_ones() -> None:
-    """The default table holds exactly the seven PROTOCOL.md actions (custom.py adds
+    """The default table holds exactly the nine docs/protocol.md actions (custom.py adds
     none as shipped), with their permissions."""
     actions = default_actions()
-    seven = ["cancel", "ping", "publish", "request", "status", "subscribe", "unsubscribe"]
-    assert actions.names() == seven
-    permissions = {name: actions.get(frame(name)).permission for name in seven}
+    nine = ["cancel", "history", "ping", "publish", "refresh", "request", "status",
+            "subscribe", "unsubscribe"]
+    assert actions.names() == nine
+    permissions = {name: actions.get(frame(name)).permission for name in nine}
     assert permissions == {"ping": None, "subscribe": "read", "unsubscribe": None,
                            "publish": "write", "request": "write", "cancel": None,
-                           "status": None}
+                           "status": None, "history": "read", "refresh": None}
 
 
 def test_builtin_ping_replies_pong_with_id() -> None:

@@ -410,11 +410,13 @@ def test_user_message_has_no_channel() -> None:
 
 def test_request_lifecycle_shapes() -> None:
     """progress, result and request (status) frames are PROTOCOL.md section 3's."""
-    assert progress("r1", 0.5, {"step": 1}) == {
-        "type": "progress", "request_id": "r1", "progress": 0.5, "detail": {"step": 1}}
-    assert result("r1", {"count": 3}) == {"type": "result", "request_id": "r1",
-                                          "data": {"count": 3}}
-    assert result("r1", None) == {"type": "result", "request_id": "r1", "data": None}
+    assert progress("r1", 0.5, {"step": 1}, 1) == {
+        "type": "progress", "request_id": "r1", "progress": 0.5, "detail": {"step": 1},
+        "seq": 1}
+    assert result("r1", {"count": 3}, 4) == {"type": "result", "request_id": "r1",
+                                             "data": {"count": 3}, "seq": 4}
+    assert result("r1", None, 1) == {"type": "result", "request_id": "r1", "data": None,
+                                     "seq": 1}
     assert request_state("q1", "r1", "running", 0.5) == {
         "type": "request", "id": "q1", "request_id": "r1", "state": "running", "progress": 0.5}
     assert request_state("q2", "r1", "succeeded", 1.0, result=None) == {

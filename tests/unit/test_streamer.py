@@ -11,6 +11,7 @@ from chalicelib.runtime import build
 from chalicelib.settings import Settings
 from chalicelib.streamer import Streamer
 from local import testkit
+from local.memory import MemoryHistory
 from tests.support.fakes import FakeRequestStore, FakeStorage, RecordingSender
 
 SECRET = "unit-test-secret-0123456789abcdefgh"
@@ -26,7 +27,7 @@ def make(ws_endpoint_url: str | None = None) -> tuple[Streamer, RecordingSender,
 
     settings = Settings(jwt_secret=SECRET, ws_endpoint_url=ws_endpoint_url)
     streamer = build(settings=settings, storage=FakeStorage(), requests=FakeRequestStore(),
-                     sender_factory=factory)
+                     history=MemoryHistory(), sender_factory=factory)
     return streamer, sender, endpoints
 
 
@@ -88,7 +89,7 @@ def test_storage_failure_answers_internal_and_the_connection_stays_usable() -> N
     sender = RecordingSender()
     settings = Settings(jwt_secret=SECRET)
     streamer = build(settings=settings, storage=BrokenStorage(), requests=FakeRequestStore(),
-                     sender_factory=lambda endpoint: sender)
+                     history=MemoryHistory(), sender_factory=lambda endpoint: sender)
     connect(streamer, "c1")
     streamer.message(testkit.message_event("c1", {"action": "subscribe", "channel": "x",
                                                   "id": "s"}))
@@ -106,11 +107,12 @@ def test_build_over_fakes_loads_no_boto3() -> None:
 
     code = ("from chalicelib.runtime import build\n"
             "from chalicelib.settings import Settings\n"
-            "from local.memory import MemoryRequestStore, MemoryStorage\n"
+            "from local.memory import MemoryHistory, MemoryRequestStore, MemoryStorage\n"
             "import sys\n"
             "before = set(sys.modules)\n"
             "build(settings=Settings(jwt_secret='s' * 32), storage=MemoryStorage(),\n"
-            "      requests=MemoryRequestStore(), sender_factory=lambda endpoint: None)\n"
+            "      requests=MemoryRequestStore(), history=MemoryHistory(),\n"
+            "      sender_factory=lambda endpoint: None)\n"
             "print(sorted(m for m in set(sys.modules) - before\n"
             "             if m.split('.')[0] in ('boto3', 'botocore')))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
