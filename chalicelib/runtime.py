@@ -89,7 +89,8 @@ def build(env: Mapping[str, str] | None = None, *, settings: Settings | None = N
 
         history = DynamoHistory(db(), settings.table_prefix, size=settings.history_size,
                                 ttl_seconds=settings.history_ttl_seconds,
-                                state_ttl_seconds=settings.channel_state_ttl_seconds)
+                                state_ttl_seconds=settings.channel_state_ttl_seconds,
+                                **({"clock": clock} if clock is not None else {}))
     if idempotency is None:
         idempotency = _LazyIdempotencyStore(settings, db)
     if invoke is None and settings.fanout_function_name:
