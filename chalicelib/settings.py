@@ -251,7 +251,7 @@ VARIABLES: tuple[Variable, ...] = (
       "how long each message stays in a channel's history"),
     V("CHANNEL_STATE_TTL_SECONDS", "channel_state_ttl_seconds", integer(60), 86_400,
       "a channel's offset counter is forgotten (and its epoch changes) after this "
-      "long without a publish or subscribe; at least `HISTORY_TTL_SECONDS`"),
+      "long without a publish; at least `HISTORY_TTL_SECONDS`"),
     V("TOKEN_EXPIRY_WARNING_SECONDS", "token_expiry_warning_seconds", integer(0, 86_400),
       300, "a frame arriving this long or less before the token's `exp` also gets a "
       "`token_expiring` frame"),
