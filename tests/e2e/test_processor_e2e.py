@@ -101,7 +101,7 @@ def test_count_progress_then_result_exactly_once(stack: Stack) -> None:
         assert [p["detail"]["step"] for p in progress] == [1, 2, 3]
         assert all(p["request_id"] == rid for p in progress)
         assert [f for f in frames if f["type"] == "result"] == [
-            {"type": "result", "request_id": rid, "data": {"count": 3}}]
+            {"type": "result", "request_id": rid, "data": {"count": 3}, "seq": 4}]
         ws.send(json.dumps({"action": "status", "request_id": rid, "id": "q"}))
         status = until(ws, lambda f: f.get("id") == "q")[-1]
         assert (status["state"], status["result"]) == ("succeeded", {"count": 3})
