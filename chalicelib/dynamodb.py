@@ -1,7 +1,7 @@
 """The DynamoDB plumbing both adapters share: calls, paginated queries, conditional
 updates, with botocore's errors translated into :class:`StorageError` here.
 
-Only chalicelib/storage.py and chalicelib/request_store.py use it; nothing above the
+Only the adapters (storage, request_store, history_store) use it; nothing above the
 adapters sees a botocore error or an attribute map.
 """
 
@@ -43,21 +43,26 @@ def query(db: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = last
 
 
+def conditional(db: Any, operation: str, **kwargs: Any) -> dict[str, Any] | None:
+    """A conditional write: its response, or None if its condition failed."""
+    try:
+        result: dict[str, Any] = getattr(db, operation)(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) == CONDITION_FAILED:
+            return None
+        raise StorageError(f"{operation} failed: {error_code(exc)}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"{operation} failed: {type(exc).__name__}") from exc
+    return result
+
+
 def update_if(db: Any, table: str, key: dict[str, Any], expression: str, condition: str,
               values: dict[str, Any], names: dict[str, str] | None = None) -> bool:
     """One conditional UpdateItem: True if applied, False if the condition failed."""
     extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
-    try:
-        db.update_item(TableName=table, Key=key, UpdateExpression=expression,
-                       ConditionExpression=condition, ExpressionAttributeValues=values,
-                       **extra)
-    except ClientError as exc:
-        if error_code(exc) == CONDITION_FAILED:
-            return False
-        raise StorageError(f"update_item failed: {error_code(exc)}") from exc
-    except BotoCoreError as exc:
-        raise StorageError(f"update_item failed: {type(exc).__name__}") from exc
-    return True
+    return conditional(db, "update_item", TableName=table, Key=key,
+                       UpdateExpression=expression, ConditionExpression=condition,
+                       ExpressionAttributeValues=values, **extra) is not None
 
 
 def cancellation_codes(exc: ClientError) -> list[str] | None:

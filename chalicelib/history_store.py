@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.dynamodb import call, cancellation_codes, error_code, query
+from chalicelib.dynamodb import call, cancellation_codes, conditional, error_code, query
 from chalicelib.errors import StorageError
 from chalicelib.model import Position
 from chalicelib.tables import CHANNELS, HISTORY
@@ -93,15 +93,9 @@ class DynamoHistory:
             # A channel needs its epoch before its first message, so that a subscriber
             # told "offset 0" can resume from it.
             start = Position(0, new_epoch())
-            try:
-                self._db.put_item(**self._channel_put(key, start, now, None))
-            except ClientError as exc:
-                if error_code(exc) != "ConditionalCheckFailedException":
-                    raise StorageError(f"put_item failed: {error_code(exc)}") from exc
-                continue  # another request started it: read theirs
-            except BotoCoreError as exc:
-                raise StorageError(f"put_item failed: {type(exc).__name__}") from exc
-            return start
+            if conditional(self._db, "put_item", **self._channel_put(key, start, now, None)):
+                return start
+            # Another request started it: read theirs.
         raise StorageError("channel position contended")
 
     def append(self, tenant_id: str, channel: str,

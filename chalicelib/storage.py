@@ -14,7 +14,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.dynamodb import call, cancellation_codes, error_code, query, update_if
+from chalicelib.dynamodb import (
+    call,
+    cancellation_codes,
+    conditional,
+    error_code,
+    query,
+    update_if,
+)
 from chalicelib.errors import LimitExceeded, StorageError
 from chalicelib.model import Connection, channel_key, shard_of, user_key
 from chalicelib.tables import CONNECTIONS, SUBSCRIPTIONS
@@ -178,24 +185,18 @@ class DynamoStorage:
 
     def refresh(self, connection: Connection, token_expires_at: int,
                 permissions: frozenset[str]) -> Connection | None:
-        try:
-            response = self._db.update_item(
-                TableName=self._connections,
-                Key={"connection_id": {"S": connection.connection_id}},
-                UpdateExpression="SET token_expires_at = :t, #p = :p",
-                ConditionExpression="attribute_exists(connection_id)",
-                ExpressionAttributeNames={"#p": "permissions"},
-                ExpressionAttributeValues={
-                    ":t": {"N": str(token_expires_at)},
-                    ":p": {"L": [{"S": p} for p in sorted(permissions)]}},
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise StorageError(f"refresh failed: {error_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"refresh failed: {type(exc).__name__}") from exc
+        response = conditional(
+            self._db, "update_item", TableName=self._connections,
+            Key={"connection_id": {"S": connection.connection_id}},
+            UpdateExpression="SET token_expires_at = :t, #p = :p",
+            ConditionExpression="attribute_exists(connection_id)",
+            ExpressionAttributeNames={"#p": "permissions"},
+            ExpressionAttributeValues={
+                ":t": {"N": str(token_expires_at)},
+                ":p": {"L": [{"S": p} for p in sorted(permissions)]}},
+            ReturnValues="ALL_NEW")
+        if response is None:
+            return None  # the connection is gone
         updated = _connection_from_item(response["Attributes"])
         # Subscriptions expire with the token (fan-out skips them after): extend them.
         for item in query(self._db,
