@@ -155,10 +155,12 @@ class StreamerStack:
         return f"{self.url}/?{urllib.parse.urlencode({'Authorization': token})}"
 
     def open(self, token: str | None = None, *, query_token: bool = True,
-             headers: dict[str, str] | None = None) -> WsClient:
+             headers: dict[str, str] | None = None,
+             subprotocols: list[str] | None = None) -> WsClient:
         """Connect (token in the query string unless ``query_token`` is False)."""
         ws = connect(self.ws_url(token if query_token else None),
                      additional_headers=headers, open_timeout=10, close_timeout=5,
+                     subprotocols=subprotocols,  # type: ignore[arg-type]
                      legacy=True)
         client = WsClient(ws)
         self.clients.append(client)

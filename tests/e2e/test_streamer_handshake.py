@@ -87,6 +87,27 @@ def test_query_and_header_tokens_that_differ_are_refused(streamer: StreamerStack
     assert streamer.connection_rows() == []
 
 
+def test_streamer_v1_subprotocol_is_answered(streamer: StreamerStack) -> None:
+    """A browser-style offer that includes ``streamer.v1`` is answered with it."""
+    client = streamer.open(streamer.token("alice"), subprotocols=["chat.v9", "streamer.v1"])
+    assert client.ws.subprotocol == "streamer.v1"
+    assert client.call({"action": "ping", "id": "p"}) == {"type": "pong", "id": "p"}
+
+
+def test_no_subprotocol_offer_is_served_without_one(streamer: StreamerStack) -> None:
+    """A client that offers none connects as before and is answered with none."""
+    client = streamer.open(streamer.token("alice"))
+    assert client.ws.subprotocol is None
+
+
+def test_unknown_subprotocols_are_refused_with_400(streamer: StreamerStack) -> None:
+    """Offers without ``streamer.v1`` get 400 and no connection record."""
+    with pytest.raises(InvalidStatus) as info:
+        streamer.open(streamer.token("alice"), subprotocols=["chat.v1"])
+    assert info.value.response.status_code == 400
+    assert streamer.connection_rows() == []
+
+
 def test_foreign_origin_is_refused_with_403(start_streamer: StartStreamer) -> None:
     """With ALLOWED_ORIGINS set, a handshake from another Origin gets 403 and no row."""
     stack = start_streamer(ALLOWED_ORIGINS=f"{ALLOWED},https://other.example.com")
