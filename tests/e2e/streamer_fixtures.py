@@ -26,6 +26,7 @@ import boto3
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from chalicelib import runtime
 from chalicelib.settings import Settings
@@ -160,7 +161,7 @@ class StreamerStack:
         """Connect (token in the query string unless ``query_token`` is False)."""
         ws = connect(self.ws_url(token if query_token else None),
                      additional_headers=headers, open_timeout=10, close_timeout=5,
-                     subprotocols=subprotocols,  # type: ignore[arg-type]
+                     subprotocols=[Subprotocol(p) for p in subprotocols or ()] or None,
                      legacy=True)
         client = WsClient(ws)
         self.clients.append(client)
