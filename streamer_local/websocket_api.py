@@ -81,7 +81,11 @@ class WebSocketApi:
         raise NotImplementedError
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        probe = web.WebSocketResponse()
+        # The probe only checks that this is an upgrade; the offers are what $connect
+        # decides on. Giving it them keeps aiohttp from warning that none overlap.
+        offered = request.headers.getall("Sec-WebSocket-Protocol", [])
+        probe = web.WebSocketResponse(
+            protocols=[p.strip() for value in offered for p in value.split(",") if p.strip()])
         if not probe.can_prepare(request).ok:
             return web.Response(status=426, text="Upgrade Required")
         client = ClientInfo(
