@@ -23,7 +23,9 @@ import contextlib
 import json
 import math
 import os
+import statistics
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,7 +36,11 @@ from typing import Any
 
 from bench.common import SECRET, TENANT, format_table, write_results
 
-PUBLISH_SIZES = (10, 100, 1000)
+PUBLISH_SIZES = (0, 10, 100, 1000)
+PUBLISH_REPS = 9
+# Continuity's cost per publish is measured at these HISTORY_SIZE values; 0 is the
+# publish without offsets or history (what Streamer did before them), the baseline.
+HISTORY_SIZES = (0, 100)
 DISCONNECT_SUBSCRIPTIONS = (0, 1, 10)
 SHARDS = 4
 KB = 1024
@@ -44,6 +50,10 @@ READS = frozenset({"GetItem", "Query", "BatchGetItem", "TransactGetItems", "Scan
 # --- a @connections sink ---------------------------------------------------------------
 
 class _Sink(BaseHTTPRequestHandler):
+    # Keep-alive, as API Gateway's endpoint does: with HTTP/1.0 every post closed its
+    # connection and the sender's next post on it stalled (about 1 s) before retrying.
+    protocol_version = "HTTP/1.1"
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.send_response(200)
@@ -74,6 +84,7 @@ class Phase:
     requests: Counter[str] = field(default_factory=Counter)
     computed: dict[str, float] = field(default_factory=dict)
     reported: dict[str, float] = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)  # per call, where timed
 
     def add(self, operation: str, computed: float, reported: float | None) -> None:
         self.requests[operation] += 1
@@ -92,6 +103,8 @@ class Phase:
             "write_units": sum(u for op, u in self.computed.items() if op not in READS) / runs,
             "total_moto_reported_units": sum(self.reported.values()) / runs,
             "moto_reported_for": sorted(self.reported),
+            "median_ms": statistics.median(self.seconds) * 1000 if self.seconds else None,
+            "ms": [round(x * 1000, 1) for x in self.seconds],
         }
 
 
@@ -233,8 +246,36 @@ def seed_subscribers(client: Any, table: str, channel: str, count: int) -> None:
         client.batch_write_item(RequestItems={table: rows[start:start + 25]})
 
 
-def _scenario(streamer: Any, admin: Any, table: str,
-              phase: Callable[[str, int], AbstractContextManager[None]]) -> None:
+def seed_channel_position(client: Any, prefix: str, channel: str, offset: int) -> None:
+    """Put the channel's position past HISTORY_SIZE, so each measured publish pays for
+    the steady state: it also deletes the row that falls out of the history."""
+    from chalicelib.history_store import history_key, new_epoch
+    from chalicelib.tables import CHANNELS
+
+    client.put_item(TableName=CHANNELS.physical_name(prefix), Item={
+        "channel_key": {"S": history_key(TENANT, channel)}, "offset": {"N": str(offset)},
+        "epoch": {"S": new_epoch()}, "expires_at": {"N": "9999999999"}})
+
+
+def publish_phases(message: Callable[[dict[str, Any]], None], admin: Any, prefix: str,
+                   phase: Callable[[str, int], AbstractContextManager[Phase]],
+                   label: str = "") -> None:
+    """``PUBLISH_REPS`` publishes to each fan-out size, each call timed."""
+    from chalicelib.tables import SUBSCRIPTIONS
+
+    for n in PUBLISH_SIZES:
+        channel = f"fan{n}-{len(label)}"  # a valid channel name, one per label
+        seed_subscribers(admin, SUBSCRIPTIONS.physical_name(prefix), channel, n)
+        seed_channel_position(admin, prefix, channel, 1000)
+        with phase(f"publish to {n}{label}", PUBLISH_REPS) as measured:
+            for _ in range(PUBLISH_REPS):
+                started = time.perf_counter()
+                message({"action": "publish", "channel": channel, "data": {"p": 1}, "id": "p"})
+                measured.seconds.append(time.perf_counter() - started)
+
+
+def _scenario(streamer: Any, admin: Any, prefix: str,
+              phase: Callable[[str, int], AbstractContextManager[Phase]]) -> None:
     """Each operation a few times, each inside its phase; publish channels seeded first."""
     from local import testkit
 
@@ -258,14 +299,7 @@ def _scenario(streamer: Any, admin: Any, table: str,
     with phase("unsubscribe", reps):
         for cid in ids:
             message(cid, {"action": "unsubscribe", "channel": "c1", "id": "u"})
-    publisher = ids[0]
-    for n in PUBLISH_SIZES:
-        channel = f"fan{n}"
-        seed_subscribers(admin, table, channel, n)
-        with phase(f"publish to {n}", 3):
-            for _ in range(3):
-                message(publisher, {"action": "publish", "channel": channel,
-                                    "data": {"p": 1}, "id": "p"})
+    publish_phases(lambda body: message(ids[0], body), admin, prefix, phase)
     for k in DISCONNECT_SUBSCRIPTIONS:
         cids = [testkit.connection_id() for _ in range(3)]
         for cid in cids:
@@ -275,6 +309,20 @@ def _scenario(streamer: Any, admin: Any, table: str,
         with phase(f"disconnect ({k} subscriptions)", len(cids)):
             for cid in cids:
                 streamer.disconnect(testkit.disconnect_event(cid))
+
+
+def _publish_baseline(streamer: Any, admin: Any, prefix: str,
+                      phase: Callable[[str, int], AbstractContextManager[Phase]],
+                      history_size: int) -> None:
+    """Publishes only, on a Streamer built with another HISTORY_SIZE."""
+    from local import testkit
+
+    token = testkit.make_token(SECRET, user_id="u1", tenant_id=TENANT,
+                               permissions=["read", "write"])
+    cid = testkit.connection_id()
+    streamer.connect(testkit.connect_event(cid, token=token))
+    publish_phases(lambda body: streamer.message(testkit.message_event(cid, body)),
+                   admin, prefix, phase, label=f" (HISTORY_SIZE={history_size})")
 
 
 def run() -> dict[str, Any]:
@@ -292,12 +340,12 @@ def run() -> dict[str, Any]:
     runs: dict[str, int] = {}
 
     @contextmanager
-    def phase(name: str, count: int = 1) -> Iterator[None]:
+    def phase(name: str, count: int = 1) -> Iterator[Phase]:
         assert meter is not None
         meter.phase = phases.setdefault(name, Phase())
         runs[name] = count
         try:
-            yield
+            yield meter.phase
         finally:
             meter.phase = None
 
@@ -312,15 +360,25 @@ def run() -> dict[str, Any]:
         events = boto3.DEFAULT_SESSION.events
         events.register("before-parameter-build.dynamodb", meter.before_parameter_build)
         events.register("after-call.dynamodb", meter.after_call)
-        env = {**app_environment(dynamodb_endpoint_url=server.endpoint_url,
-                                 table_prefix=prefix, ws_endpoint_url=endpoint,
-                                 secret=SECRET, stream_arns={}),
-               "SUBSCRIPTION_SHARDS": str(SHARDS), "POWERTOOLS_LOG_LEVEL": "WARNING"}
+        def environment(table_prefix: str, history_size: int) -> dict[str, str]:
+            return {**app_environment(dynamodb_endpoint_url=server.endpoint_url,
+                                      table_prefix=table_prefix, ws_endpoint_url=endpoint,
+                                      secret=SECRET, stream_arns={}),
+                    "SUBSCRIPTION_SHARDS": str(SHARDS), "POWERTOOLS_LOG_LEVEL": "WARNING",
+                    "HISTORY_SIZE": str(history_size)}
+
+        env = environment(prefix, HISTORY_SIZES[-1])
         os.environ.update(env)  # the @connections sender reads credentials from here
         streamer = runtime.build(env)
         table = SUBSCRIPTIONS.physical_name(prefix)
-        _scenario(streamer, admin, table, phase)
+        _scenario(streamer, admin, prefix, phase)
         runtime.reset()
+        for size in HISTORY_SIZES[:-1]:
+            other = f"b{uuid.uuid4().hex[:8]}_"
+            create_tables(admin, other)
+            _publish_baseline(runtime.build(environment(other, size)), admin, other, phase,
+                              size)
+            runtime.reset()
         # The benchmark's own look at the rows left (its uncounted client, not the app's).
         largest = {name: max((item_bytes(i) for i in admin.scan(TableName=name)["Items"]),
                              default=0)
@@ -329,11 +387,47 @@ def run() -> dict[str, Any]:
     return {
         "largest_row_bytes": largest,
         "shards": SHARDS,
-        "phases": {name: p.as_dict(runs[name]) for name, p in phases.items()},
+        "history_size": HISTORY_SIZES[-1],
+        "phases": {name: p.as_dict(runs[name]) for name, p in phases.items()
+                   if "HISTORY_SIZE=" not in name},
+        "publish_history": publish_history(
+            {name: p.as_dict(runs[name]) for name, p in phases.items()}),
         "operations_seen": dict(meter.all_operations),
         "scan_issued": meter.all_operations.get("Scan", 0) > 0,
         "store": "moto server (DynamoDB wire protocol) on loopback",
     }
+
+
+def publish_history(phases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per fan-out size: a publish with continuity (HISTORY_SIZE=100: an offset, a
+    history row) beside one without (HISTORY_SIZE=0), measured in the same run."""
+    rows = []
+    for n in PUBLISH_SIZES:
+        on = phases[f"publish to {n}"]
+        off = phases[f"publish to {n} (HISTORY_SIZE={HISTORY_SIZES[0]})"]
+        rows.append({
+            "subscribers": n,
+            "without": {k: off[k] for k in ("total_requests", "read_units", "write_units",
+                                            "median_ms", "requests")},
+            "with": {k: on[k] for k in ("total_requests", "read_units", "write_units",
+                                        "median_ms", "requests")},
+            "time_ratio": (on["median_ms"] / off["median_ms"]
+                           if on["median_ms"] and off["median_ms"] else None),
+        })
+    return rows
+
+
+def history_table(report: dict[str, Any]) -> str:
+    rows = []
+    for row in report["publish_history"]:
+        off, on = row["without"], row["with"]
+        rows.append([row["subscribers"], off["total_requests"], on["total_requests"],
+                     off["read_units"], on["read_units"], off["write_units"],
+                     on["write_units"], off["median_ms"], on["median_ms"],
+                     row["time_ratio"]])
+    return format_table(["subscribers", "requests off", "requests on", "RCU off", "RCU on",
+                         "WCU off", "WCU on", "median ms off", "median ms on", "time on/off"],
+                        rows)
 
 
 def table(report: dict[str, Any]) -> str:
@@ -356,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         report = run()
     print(f"DynamoDB per operation (mean per call; SUBSCRIPTION_SHARDS={SHARDS}):")
     print(table(report))
+    print(f"Continuity's cost per publish (HISTORY_SIZE={report['history_size']} 'on' "
+          f"beside HISTORY_SIZE=0 'off', {PUBLISH_REPS} publishes each, same run):")
+    print(history_table(report))
     print(f"largest rows (bytes): {report['largest_row_bytes']}")
     print(f"Scan issued: {'YES' if report['scan_issued'] else 'no'}; all operations: "
           f"{json.dumps(report['operations_seen'])}")
