@@ -267,31 +267,46 @@ class MemoryHistory:
     plays the part of DynamoDB's transaction."""
 
     def __init__(self, size: int = 100, ttl_seconds: int = 300,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 state_ttl_seconds: int = 86_400) -> None:
         self.size = size
         self.ttl = ttl_seconds
+        self.state_ttl = state_ttl_seconds
         self.clock = clock
-        self.positions: dict[str, Position] = {}
+        # key -> (position, expires_at): a channel's state is forgotten after
+        # state_ttl_seconds without a publish, as the channels table's TTL does.
+        self.positions: dict[str, tuple[Position, float]] = {}
         # key -> offset -> (epoch, payload, expires_at)
         self.rows: dict[str, dict[int, tuple[str, bytes, float]]] = {}
         self._lock = threading.Lock()
 
+    def _current(self, key: str) -> Position | None:
+        entry = self.positions.get(key)
+        if entry is None or entry[1] <= self.clock():
+            return None
+        return entry[0]
+
     def position(self, tenant_id: str, channel: str) -> Position:
         key = history_key(tenant_id, channel)
         with self._lock:
-            return self.positions.setdefault(key, Position(0, new_epoch()))
+            current = self._current(key)
+            if current is None:
+                current = Position(0, new_epoch())
+                self.positions[key] = (current, self.clock() + self.state_ttl)
+            return current
 
     def append(self, tenant_id: str, channel: str,
                encode: Callable[[Position], bytes]) -> tuple[Position, bytes]:
         key = history_key(tenant_id, channel)
         with self._lock:
-            current = self.positions.get(key)
+            current = self._current(key)
             position = (Position(1, new_epoch()) if current is None
                         else Position(current.offset + 1, current.epoch))
             payload = encode(position)
-            self.positions[key] = position
+            now = self.clock()
+            self.positions[key] = (position, now + self.state_ttl)
             rows = self.rows.setdefault(key, {})
-            rows[position.offset] = (position.epoch, payload, self.clock() + self.ttl)
+            rows[position.offset] = (position.epoch, payload, now + self.ttl)
             rows.pop(position.offset - self.size, None)
             return position, payload
 

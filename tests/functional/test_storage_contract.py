@@ -67,6 +67,30 @@ def test_expired_rows_are_ignored_on_read(store: Store) -> None:
     assert storage.user_connections("t", "u") == ["c2"]
 
 
+def test_refresh_extends_the_token_and_its_subscriptions(store: Store) -> None:
+    """refresh() stores the new expiry and permissions and keeps the connection's
+    subscriptions alive past the old token's expiry; without it they lapse with the
+    token; a removed connection is not brought back."""
+    storage, clock = store
+    short = Identity("u", "t", frozenset({"read"}), int(NOW) + 100, int(NOW))
+    refreshed, lapsed = (Connection.open(cid, short, NOW, 3600) for cid in ("c1", "c2"))
+    for c in (refreshed, lapsed):
+        storage.put_connection(c)
+        storage.subscribe(c, "ch", 10)
+    updated = storage.refresh(refreshed, int(NOW) + 1000, frozenset({"read", "write"}))
+    assert updated is not None
+    assert (updated.token_expires_at, updated.permissions) == (
+        int(NOW) + 1000, frozenset({"read", "write"}))
+    clock.now = NOW + 500
+    assert storage.subscribers("t", "ch") == ["c1"]
+    assert storage.user_connections("t", "u") == ["c1"]
+    stored = storage.get_connection("c1")
+    assert stored is not None and stored.permissions == frozenset({"read", "write"})
+    storage.remove_connection("c1")
+    assert storage.refresh(refreshed, int(NOW) + 2000, frozenset({"read"})) is None
+    assert storage.get_connection("c1") is None
+
+
 def test_subscribe_is_idempotent_and_limited(store: Store) -> None:
     """A repeat subscribe returns False and is not counted; the limit raises LimitExceeded."""
     storage, _ = store
