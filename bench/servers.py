@@ -75,8 +75,9 @@ def build_streamer(env: Mapping[str, str], storage: Any) -> Any:
 
     settings = Settings.from_env(env)
     return runtime.build(settings=settings, storage=storage, requests=MemoryRequestStore(),
-                         history=MemoryHistory(settings.history_size,
-                                               settings.history_ttl_seconds),
+                         history=MemoryHistory(
+                             settings.history_size, settings.history_ttl_seconds,
+                             state_ttl_seconds=settings.channel_state_ttl_seconds),
                          idempotency=MemoryIdempotencyStore())
 
 
