@@ -103,9 +103,21 @@ class RequestStore(Protocol):
         ...
 
     def set_progress(self, request_id: str, progress: float, *, seq: int = 0,
-                     detail: dict[str, Any] | None = None) -> bool:
-        """Record progress (the ``seq`` of its frame and its ``detail``) while running;
-        False if no longer running."""
+                     detail: dict[str, Any] | None = None) -> RequestRecord | None:
+        """Record progress (the ``seq`` of its frame and its ``detail``) while running:
+        the record after it (its connection may have changed, see ``adopt``); None if
+        no longer running."""
+        ...
+
+    def detach(self, request_id: str, connection_id: str, until: float) -> bool:
+        """Mark a pending|running request of ``connection_id`` as without a connection
+        until ``until``; False if it is final or belongs to another connection now."""
+        ...
+
+    def adopt(self, request_id: str, connection_id: str,
+              endpoint: str) -> RequestRecord | None:
+        """Move a pending|running request to another connection (its frames follow),
+        clearing ``detached_until``: the record after it, or None if it is final."""
         ...
 
     def finish(self, request_id: str, state: RequestState, *, result: Any = None,

@@ -119,6 +119,9 @@ class RequestRecord:
     lease_until: float | None = None
     seq: int = 0  # frames sent for this request so far (progress, then the result)
     detail: dict[str, Any] | None = None  # the last progress frame's detail
+    # Set when its connection went away: the time until which a reconnect of the same
+    # user may take it over (``status``), after which it is cancelled.
+    detached_until: float | None = None
 
     def owned_by(self, tenant_id: str, user_id: str) -> bool:
         return self.tenant_id == tenant_id and self.user_id == user_id

@@ -61,12 +61,20 @@ class _Context:
         self._deadline = deadline
         self.seq = record.seq  # frames sent for this request so far
 
+    @property
+    def latest(self) -> RequestRecord:
+        """The record as last read (its connection follows a takeover)."""
+        return self._record
+
     def time_left(self) -> float:
         return self._deadline - self._processor.clock()
 
     def cancelled(self) -> bool:
         current = self._processor.store.get(self.request_id)
-        return current is None or current.state == RequestState.CANCELLED
+        if current is None or current.state == RequestState.CANCELLED:
+            return True
+        self._record = current
+        return self._processor.grace_over(current)
 
     def progress(self, fraction: float, detail: dict[str, Any] | None = None) -> None:
         if self.time_left() <= 0:
@@ -74,14 +82,19 @@ class _Context:
         fraction = min(1.0, max(0.0, float(fraction)))
         # The update's condition (state = running) is also the cancellation check.
         detail = detail if detail is not None else {}
-        if not self._processor.store.set_progress(self.request_id, fraction,
-                                                  seq=self.seq + 1, detail=detail):
+        current = self._processor.store.set_progress(self.request_id, fraction,
+                                                     seq=self.seq + 1, detail=detail)
+        if current is None:
             raise Stop("cancelled")
+        self._record = current  # a reconnect may have taken it over: frames follow it
         self.seq += 1
+        if self._processor.grace_over(current):
+            raise Stop("gone")
+        if current.detached_until is not None:
+            return  # no connection until a reconnect takes it over; status catches up
         frame = protocol.progress(self.request_id, fraction, detail, self.seq)
-        if not self._processor.send(self._record, frame):
-            if self._processor.store.cancel(self.request_id)[0]:
-                self._processor.on_final(self._record.connection_id)
+        # Gone (410): kept running without a connection within the grace, else stopped.
+        if not self._processor.send(current, frame) and not self._processor.detach(current):
             raise Stop("gone")
 
     def sleep(self, seconds: float) -> None:
@@ -102,8 +115,10 @@ class Processor:
                  result_ttl_seconds: int, safety_seconds: float,
                  tasks: TaskTable, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep,
-                 on_final: Callable[[str], None] = lambda connection_id: None) -> None:
+                 on_final: Callable[[str], None] = lambda connection_id: None,
+                 reconnect_grace_seconds: float = 0.0) -> None:
         self.store = store
+        self._grace = reconnect_grace_seconds
         self.on_final = on_final  # a request of that connection reached a final state
         self._fanout_for = fanout_for
         self._result_ttl = result_ttl_seconds
@@ -174,12 +189,12 @@ class Processor:
                               context)
         except Stop as stop:
             if stop.reason == "timeout":
-                self._fail(record, TIME_BUDGET_MESSAGE)
+                self._fail(context.latest, TIME_BUDGET_MESSAGE)
             logger.info("request stopped", extra={"reason": stop.reason})
             return
         except Exception as exc:  # noqa: BLE001  (a task's error is its request's failure)
             logger.warning("task raised", extra={"error": type(exc).__name__})
-            self._fail(record, f"task raised {type(exc).__name__}")
+            self._fail(context.latest, f"task raised {type(exc).__name__}")
             return
         frame = protocol.result(record.request_id, result, context.seq + 1)
         try:
@@ -191,11 +206,33 @@ class Processor:
             return
         if self.store.finish(record.request_id, RequestState.SUCCEEDED, result=result,
                              expires_at=self._expiry(), seq=context.seq + 1):
-            self.on_final(record.connection_id)
-            self.send(record, frame)
+            # Read again: a reconnect may have taken it over since the last progress.
+            final = self.store.get(record.request_id) or context.latest
+            self.on_final(final.connection_id)
+            if final.detached_until is None:
+                self.send(final, frame)
             logger.info("request succeeded")
         else:
             logger.info("request cancelled while running; no result sent")
+
+    def detach(self, record: RequestRecord) -> bool:
+        """The requester's connection is gone (410). Within the reconnect grace the
+        request keeps running without one (True); without a grace it is cancelled."""
+        if self._grace > 0 and self.store.detach(record.request_id, record.connection_id,
+                                                 self.clock() + self._grace):
+            return True
+        if self.store.cancel(record.request_id)[0]:
+            self.on_final(record.connection_id)
+        return False
+
+    def grace_over(self, record: RequestRecord) -> bool:
+        """A detached request nobody took over in time is cancelled (True)."""
+        if record.detached_until is None or record.detached_until >= self.clock():
+            return False
+        if self.store.cancel(record.request_id)[0]:
+            logger.info("request cancelled: no reconnect took it over in time")
+            self.on_final(record.connection_id)
+        return True
 
     def send(self, record: RequestRecord, frame: dict[str, Any]) -> bool:
         """Send a frame to the requester's connection; False if it is gone (410)."""
@@ -208,7 +245,9 @@ class Processor:
         if self.store.finish(record.request_id, RequestState.FAILED, error=("failed", message),
                              expires_at=self._expiry()):
             self.on_final(record.connection_id)
-            self.send(record, protocol.error("failed", message, request_id=record.request_id))
+            if record.detached_until is None:
+                self.send(record, protocol.error("failed", message,
+                                                 request_id=record.request_id))
 
     def abandon(self, raw: dict[str, Any]) -> None:
         """Fail the request a poison record names, from the few plain strings its image

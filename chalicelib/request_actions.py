@@ -91,7 +91,32 @@ def status(ctx: ActionContext, frame: Frame) -> Reply:
             int(services.now()) + services.settings.result_ttl_seconds):
         services.storage.release_request(record.connection_id)
         record = services.requests.get(record.request_id) or record
-    return _status_frame(frame.id, record)
+    return _status_frame(frame.id, _take_over(ctx, record))
+
+
+def _take_over(ctx: ActionContext, record: RequestRecord) -> RequestRecord:
+    """A live request whose connection is gone follows the requester's new connection
+    (its progress and result go there), when ``REQUEST_RECONNECT_GRACE_SECONDS`` kept
+    it alive. Its connection counts as gone once detached, or once its row is gone
+    (``$disconnect`` may come after the reconnect, or never). It takes one of the new
+    connection's ``MAX_ACTIVE_REQUESTS`` slots; with none free it is left as it is."""
+    services, conn = ctx.services, ctx.connection
+    if (services.settings.request_reconnect_grace_seconds <= 0
+            or record.state not in (RequestState.PENDING, RequestState.RUNNING)
+            or record.connection_id == conn.connection_id):
+        return record
+    if record.detached_until is None and services.storage.get_connection(
+            record.connection_id) is not None:
+        return record  # another live connection of the same user holds it
+    if not services.storage.reserve_request(conn.connection_id,
+                                            services.settings.max_active_requests):
+        return record
+    adopted = services.requests.adopt(record.request_id, conn.connection_id,
+                                      services.endpoint())
+    if adopted is None:
+        services.storage.release_request(conn.connection_id)
+        return services.requests.get(record.request_id) or record
+    return adopted
 
 
 def _status_frame(frame_id: str | None, record: RequestRecord) -> dict[str, Any]:

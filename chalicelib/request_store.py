@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.dynamodb import call, query, update_if
+from chalicelib.dynamodb import call, conditional, query, update_if
 from chalicelib.errors import StorageError
 from chalicelib.model import RequestRecord, RequestState
 from chalicelib.tables import REQUESTS
@@ -64,12 +64,29 @@ class DynamoRequestStore:
         )
 
     def set_progress(self, request_id: str, progress: float, *, seq: int = 0,
-                     detail: dict[str, Any] | None = None) -> bool:
-        return self._update(
+                     detail: dict[str, Any] | None = None) -> RequestRecord | None:
+        return self._update_returning(
             request_id, "SET progress = :p, seq = :seq, detail = :d", "#s = :running",
             {":p": {"N": f"{progress:.6f}"}, ":running": {"S": RequestState.RUNNING},
              ":seq": {"N": str(seq)},
              ":d": {"S": json.dumps(detail or {}, separators=(",", ":"))}},
+        )
+
+    def detach(self, request_id: str, connection_id: str, until: float) -> bool:
+        return self._update(
+            request_id, "SET detached_until = :u",
+            "#s IN (:pending, :running) AND connection_id = :c",
+            {":u": {"N": f"{until:.3f}"}, ":c": {"S": connection_id},
+             ":pending": {"S": RequestState.PENDING}, ":running": {"S": RequestState.RUNNING}},
+        )
+
+    def adopt(self, request_id: str, connection_id: str,
+              endpoint: str) -> RequestRecord | None:
+        return self._update_returning(
+            request_id, "SET connection_id = :c, endpoint = :e REMOVE detached_until",
+            "#s IN (:pending, :running)",
+            {":c": {"S": connection_id}, ":e": {"S": endpoint},
+             ":pending": {"S": RequestState.PENDING}, ":running": {"S": RequestState.RUNNING}},
         )
 
     def finish(self, request_id: str, state: RequestState, *, result: Any = None,
@@ -134,6 +151,17 @@ class DynamoRequestStore:
                          {"#s": "state", **(names or {})})
 
 
+    def _update_returning(self, request_id: str, expression: str, condition: str,
+                          values: dict[str, Any]) -> RequestRecord | None:
+        response = conditional(
+            self._db, "update_item", TableName=self._table, Key=_key(request_id),
+            UpdateExpression=expression,
+            ConditionExpression=f"attribute_exists(request_id) AND {condition}",
+            ExpressionAttributeNames={"#s": "state"}, ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW")
+        return None if response is None else record_from_item(response["Attributes"])
+
+
 def _key(request_id: str) -> dict[str, Any]:
     return {"request_id": {"S": request_id}}
 
@@ -152,6 +180,7 @@ def record_from_item(item: dict[str, Any]) -> RequestRecord:
         result = optional("result", "S")
         lease = optional("lease_until", "N")
         detail = optional("detail", "S")
+        detached = optional("detached_until", "N")
         return RequestRecord(
             request_id=text("request_id"), tenant_id=text("tenant_id"),
             user_id=text("user_id"), connection_id=text("connection_id"),
@@ -166,6 +195,7 @@ def record_from_item(item: dict[str, Any]) -> RequestRecord:
             lease_until=None if lease is None else float(lease),
             seq=int(item.get("seq", {"N": "0"})["N"]),
             detail=None if detail is None else json.loads(detail),
+            detached_until=None if detached is None else float(detached),
         )
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
         # The exception's text may quote the payload: only its type is kept.

@@ -51,6 +51,7 @@ class Settings:
     history_size: int = 100
     history_ttl_seconds: int = 300
     channel_state_ttl_seconds: int = 86_400
+    request_reconnect_grace_seconds: int = 0
     token_expiry_warning_seconds: int = 300
     processor_safety_seconds: float = 5.0
     dynamodb_endpoint_url: str | None = None
@@ -255,6 +256,11 @@ VARIABLES: tuple[Variable, ...] = (
     V("TOKEN_EXPIRY_WARNING_SECONDS", "token_expiry_warning_seconds", integer(0, 86_400),
       300, "a frame arriving this long or less before the token's `exp` also gets a "
       "`token_expiring` frame"),
+    V("REQUEST_RECONNECT_GRACE_SECONDS", "request_reconnect_grace_seconds",
+      integer(0, 3_600), 0,
+      "0: a disconnect cancels the connection's requests at once. More: they keep "
+      "running this long, and a `status` from a reconnect of the same user takes them "
+      "over (progress and result follow it); see docs/protocol.md section 6"),
     V("PROCESSOR_SAFETY_SECONDS", "processor_safety_seconds", number(0.0, 300.0), 5.0,
       "a task must end this long (at most a fifth of the time left) before its "
       "invocation does; see docs/tasks.md"),

@@ -183,9 +183,27 @@ class MemoryRequestStore:
                           lease_until=lease_until)
 
     def set_progress(self, request_id: str, progress: float, *, seq: int = 0,
-                     detail: dict[str, Any] | None = None) -> bool:
-        return self._move(request_id, {RequestState.RUNNING}, progress=progress, seq=seq,
-                          detail=detail or {})
+                     detail: dict[str, Any] | None = None) -> RequestRecord | None:
+        if not self._move(request_id, {RequestState.RUNNING}, progress=progress, seq=seq,
+                          detail=detail or {}):
+            return None
+        return self.rows[request_id]
+
+    def detach(self, request_id: str, connection_id: str, until: float) -> bool:
+        with self._lock:
+            record = self.rows.get(request_id)
+            if record is None or record.state not in _LIVE \
+                    or record.connection_id != connection_id:
+                return False
+            self.rows[request_id] = replace(record, detached_until=until)
+            return True
+
+    def adopt(self, request_id: str, connection_id: str,
+              endpoint: str) -> RequestRecord | None:
+        if not self._move(request_id, _LIVE, connection_id=connection_id, endpoint=endpoint,
+                          detached_until=None):
+            return None
+        return self.rows[request_id]
 
     def finish(self, request_id: str, state: RequestState, *, result: Any = None,
                error: tuple[str, str] | None = None, expires_at: int,

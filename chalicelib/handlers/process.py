@@ -17,6 +17,7 @@ def processor(services: Services) -> Processor:
         result_ttl_seconds=services.settings.result_ttl_seconds,
         safety_seconds=services.settings.processor_safety_seconds, tasks=services.tasks,
         clock=services.now, on_final=services.storage.release_request,
+        reconnect_grace_seconds=services.settings.request_reconnect_grace_seconds,
     )
 
 

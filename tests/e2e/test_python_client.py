@@ -76,7 +76,8 @@ class Stack:
 
 
 def _stack(dynamodb_endpoint: str, table_prefix: str, monkeypatch: pytest.MonkeyPatch,
-           settings: GatewaySettings | None = None) -> Iterator[Stack]:
+           settings: GatewaySettings | None = None,
+           extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     db = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint)
     arns = create_tables(db, table_prefix)
     app = load_app("app:app")
@@ -84,7 +85,7 @@ def _stack(dynamodb_endpoint: str, table_prefix: str, monkeypatch: pytest.Monkey
     env = app_environment(dynamodb_endpoint_url=dynamodb_endpoint, table_prefix=table_prefix,
                           ws_endpoint_url=gateway.connections_url, secret=DEFAULT_JWT_SECRET,
                           stream_arns=arns)
-    for key, value in env.items():
+    for key, value in {**env, **(extra_env or {})}.items():
         monkeypatch.setenv(key, value)
     runtime.configure(None)
     poller = StreamPoller(app, dynamodb_endpoint, table_prefix, poll_interval=0.05,
@@ -112,6 +113,14 @@ def short_lived(dynamodb_endpoint: str, table_prefix: str,
     """The gateway closes every connection after 1.5 s (API Gateway's 2 h, scaled down)."""
     yield from _stack(dynamodb_endpoint, table_prefix, monkeypatch,
                       GatewaySettings(max_age=1.5))
+
+
+@pytest.fixture
+def graced(dynamodb_endpoint: str, table_prefix: str,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """Requests outlive their connection by 30 s, for a reconnect to take them over."""
+    yield from _stack(dynamodb_endpoint, table_prefix, monkeypatch,
+                      extra_env={"REQUEST_RECONNECT_GRACE_SECONDS": "30"})
 
 
 def run(coro: Callable[[], Awaitable[None]], timeout: float = 60.0) -> None:
@@ -282,4 +291,23 @@ def test_offline_queue_is_bounded() -> None:
         with pytest.raises(StreamerError) as info:
             await waiting
         assert info.value.code == "timeout"
+    run(scenario)
+
+
+def test_a_reconnect_mid_job_takes_the_request_over(graced: Stack) -> None:
+    """With REQUEST_RECONNECT_GRACE_SECONDS, a job outlives a forced disconnect: the
+    client's status after the reconnect takes it over, progress goes on (seq only
+    grows) and the result arrives on the new connection."""
+    async def scenario() -> None:
+        progress: list[Frame] = []
+        async with graced.client("worker") as client:
+            req = await client.request("count", {"steps": 30, "interval_ms": 100},
+                                       on_progress=progress.append)
+            await eventually(lambda: len(progress) >= 5)
+            await asyncio.to_thread(graced.force_disconnect, "worker")
+            assert await req.result(timeout=30) == {"count": 30}
+            assert client.connections >= 2
+            seqs = [p["seq"] for p in progress]
+            assert seqs == sorted(set(seqs)) and seqs[-1] == 30
+            assert len(progress) > 5
     run(scenario)

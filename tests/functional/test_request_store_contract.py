@@ -58,16 +58,38 @@ def test_claim_happens_once(store: RequestStore) -> None:
 def test_progress_and_finish_only_while_running(store: RequestStore) -> None:
     """Progress and finish need a running request; after finish neither applies."""
     store.create(record())
-    assert store.set_progress("r1", 0.5) is False
+    assert store.set_progress("r1", 0.5) is None
     store.claim("r1", lease_until=NOW + 60)
-    assert store.set_progress("r1", 0.5) is True
+    after = store.set_progress("r1", 0.5, seq=1, detail={"step": 1})
+    assert after is not None
+    assert (after.progress, after.seq, after.detail) == (0.5, 1, {"step": 1})
     later = int(NOW) + 99
     assert store.finish("r1", State.SUCCEEDED, result={"ok": True}, expires_at=later) is True
     assert store.finish("r1", State.FAILED, error=("failed", "x"), expires_at=later) is False
-    assert store.set_progress("r1", 0.9) is False
+    assert store.set_progress("r1", 0.9) is None
     done = store.get("r1")
     assert done is not None
     assert (done.state, done.progress, done.result) == (State.SUCCEEDED, 1.0, {"ok": True})
+
+
+def test_detach_and_adopt_move_live_requests_between_connections(
+        store: RequestStore) -> None:
+    """detach marks a live request of that connection; adopt moves it to another and
+    clears the mark; neither touches a final request or another connection's."""
+    store.create(record())
+    assert store.detach("r1", "someone-else", NOW + 30) is False
+    assert store.detach("r1", "c1", NOW + 30) is True
+    detached = store.get("r1")
+    assert detached is not None and detached.detached_until == NOW + 30
+    adopted = store.adopt("r1", "c2", "https://new.example/stage")
+    assert adopted is not None
+    assert (adopted.connection_id, adopted.endpoint, adopted.detached_until) == (
+        "c2", "https://new.example/stage", None)
+    assert store.for_connection("c2") == ["r1"] and store.for_connection("c1") == []
+    assert store.detach("r1", "c1", NOW + 30) is False  # c1 no longer holds it
+    store.cancel("r1")
+    assert store.adopt("r1", "c3", "https://new.example/stage") is None
+    assert store.detach("r1", "c2", NOW + 30) is False
 
 
 def test_cancel_moves_live_requests_only(store: RequestStore) -> None:

@@ -430,3 +430,89 @@ def test_unfinished_requests_per_connection_are_limited(
     assert h.send(c, {"action": "request", "kind": "echo", "payload": {},
                       "id": "g"})["code"] == "limit_exceeded"
     assert third
+
+
+# -- REQUEST_RECONNECT_GRACE_SECONDS: a reconnect takes a running request over --------
+
+@pytest.fixture
+def graced(env: dict[str, str], harness_factory: Callable[[], Harness]) -> Harness:
+    env["REQUEST_RECONNECT_GRACE_SECONDS"] = "5"
+    return harness_factory()
+
+
+def test_with_a_grace_a_reconnect_takes_the_request_over(graced: Harness) -> None:
+    """The disconnect leaves the request running; the reconnect's status takes it over,
+    and the rest of its progress and its result go to the new connection, seq going on
+    from where the old one stopped."""
+    h = graced
+    old = h.connect("ann")
+    rid = request(h, old, "test-hooked", {"steps": 4, "hook": "move"})
+    moved: list[str] = []
+
+    def move(step: int) -> None:
+        if step == 2:
+            h.disconnect(old)
+            assert row(h, rid)["state"] == {"S": "running"} and "detached_until" in row(h, rid)
+            new = h.connect("ann")
+            status = h.send(new, {"action": "status", "request_id": rid, "id": "q"})
+            assert (status["state"], status["seq"]) == ("running", 1)
+            moved.append(new)
+
+    HOOKS["move"] = move
+    process(h, testkit.insert_record(row(h, rid)))
+    (new,) = moved
+    assert [(f["type"], f.get("seq")) for f in frames(h, old, rid)] == [
+        ("ack", None), ("progress", 1)]
+    assert [(f["type"], f.get("seq")) for f in frames(h, new, rid)] == [
+        ("request", 1), ("progress", 2), ("progress", 3), ("progress", 4), ("result", 5)]
+    assert row(h, rid)["connection_id"] == {"S": new}
+    assert "detached_until" not in row(h, rid)
+    # The slot it took on the new connection is freed at the end.
+    connection_row = h.dynamodb.get_item(TableName=f"{h.prefix}connections",
+                                         Key={"connection_id": {"S": new}})["Item"]
+    assert connection_row["active_requests"] == {"N": "0"}
+
+
+def test_with_a_grace_a_gone_client_finds_the_result_later(graced: Harness) -> None:
+    """A 410 mid-way detaches instead of cancelling: the work finishes unseen and a
+    later status (no disconnect ever came) returns the result."""
+    h = graced
+    c = h.connect("ann")
+    rid = request(h, c, "test-hooked", {"steps": 3, "hook": "gone"})
+    HOOKS["gone"] = lambda step: h.sink.gone.add(c) if step == 2 else None
+    process(h, testkit.insert_record(row(h, rid)))
+    assert row(h, rid)["state"] == {"S": "succeeded"}
+    again = h.connect("ann")
+    status = h.send(again, {"action": "status", "request_id": rid, "id": "q"})
+    assert (status["state"], status["result"], status["seq"]) == ("succeeded", {"done": 3}, 4)
+
+
+def test_with_a_grace_nobody_coming_back_cancels(graced: Harness) -> None:
+    """Past the grace without a takeover, the next step cancels the request: no result."""
+    h = graced
+    c = h.connect("ann")
+    rid = request(h, c, "test-hooked", {"steps": 4, "hook": "leave"})
+
+    def leave(step: int) -> None:
+        if step == 2:
+            h.disconnect(c)
+        if step == 3:  # the grace runs out (moved, not waited for: the invocation's
+            # own time budget is chalice.test's 3 s)
+            h.dynamodb.update_item(
+                TableName=f"{h.prefix}requests", Key={"request_id": {"S": rid}},
+                UpdateExpression="SET detached_until = :past",
+                ExpressionAttributeValues={":past": {"N": str(h.clock() - 1)}})
+
+    HOOKS["leave"] = leave
+    process(h, testkit.insert_record(row(h, rid)))
+    assert row(h, rid)["state"] == {"S": "cancelled"}
+    assert [f["type"] for f in frames(h, c, rid)] == ["ack", "progress"]
+
+
+def test_another_live_connection_of_the_user_does_not_take_it(graced: Harness) -> None:
+    """status from a second tab while the first is still connected changes nothing."""
+    h = graced
+    first, second = h.connect("ann"), h.connect("ann")
+    rid = request(h, first, "echo", {})
+    h.send(second, {"action": "status", "request_id": rid, "id": "q"})
+    assert row(h, rid)["connection_id"] == {"S": first}
