@@ -311,3 +311,21 @@ def test_a_reconnect_mid_job_takes_the_request_over(graced: Stack) -> None:
             assert seqs == sorted(set(seqs)) and seqs[-1] == 30
             assert len(progress) > 5
     run(scenario)
+
+
+def test_a_request_keeps_running_across_a_refresh(stack: Stack) -> None:
+    """A token refresh mid-job changes nothing for the job: every progress frame and the
+    result arrive on the same connection."""
+    async def scenario() -> None:
+        tokens = [stack.token("u1", ttl=600)]
+        progress: list[Frame] = []
+        async with Client(stack.gateway.url, lambda: tokens[-1]) as client:
+            req = await client.request("count", {"steps": 10, "interval_ms": 100},
+                                       on_progress=progress.append)
+            await eventually(lambda: len(progress) >= 2)
+            tokens.append(stack.token("u1", ttl=7200))
+            assert (await client.refresh())["type"] == "ack"
+            assert await req.result(timeout=20) == {"count": 10}
+            assert [p["seq"] for p in progress] == list(range(1, 11))
+            assert client.connections == 1
+    run(scenario)
