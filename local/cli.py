@@ -120,6 +120,7 @@ async def serve(options: StackOptions) -> None:
         gateway = await stack.start()
         log.info("@connections endpoint %s; Lambda endpoint %s; tables %s*",
                  gateway.connections_url, gateway.http_url, options.table_prefix)
+        log.info("console: %s/_local/console/", gateway.http_url)
         # stdout carries exactly these two lines (docs/local.md); logs go to stderr.
         print(READY_LINE.format(url=gateway.url), flush=True)
         print(DYNAMODB_LINE.format(endpoint=stack.dynamodb_endpoint_url,

@@ -30,6 +30,7 @@ import boto3
 
 from chalicelib.settings import Settings
 from chalicelib.tables import TABLES, create_tables
+from local.console import ConsoleGateway
 from local.flags import DEFAULT_REGION, DEFAULT_TABLE_PREFIX
 from streamer_local import project
 from streamer_local.dynamodb_server import DynamoDBServer
@@ -174,8 +175,12 @@ class LocalStack:
         tls = make_local_tls()
         self.env["AWS_CA_BUNDLE"] = str(tls.cert_path)
         app = load_app(opts.app_spec)
-        self.gateway = Gateway(app, opts.host, opts.port, opts.settings, opts.faults, opts.region,
-                               app_spec=opts.app_spec, lambda_env=self.env, tls=tls)
+        # The gateway plus the console page (/_local/console/, local/console.py).
+        self.gateway = ConsoleGateway(
+            app, opts.host, opts.port, opts.settings, opts.faults, opts.region,
+            app_spec=opts.app_spec, lambda_env=self.env, tls=tls, token_secret=opts.secret,
+            audience=self.env.get("JWT_AUDIENCE") or None,
+            issuer=self.env.get("JWT_ISSUER") or None)
         await self.gateway.start()
         # With port 0 the URLs are known only now; no invocation has run yet (the loop
         # has not turned since the socket was bound), and the app reads them lazily.

@@ -30,6 +30,9 @@ Use it from code::
     await gateway.start()          # binds; gateway.url, gateway.connections_url
     ...
     await gateway.stop()           # closes clients (1001), runs their $disconnect
+
+A subclass adds HTTP routes of its own on the same port by overriding
+:meth:`Gateway.add_routes` (local/console.py does, for the local console page).
 """
 
 from __future__ import annotations
@@ -178,6 +181,7 @@ class Gateway(WebSocketApi, ManagementApi, LambdaApi):
         web_app.router.add_route("PUT", "/_local/faults/gone/{connection_id}", self._gone_on)
         web_app.router.add_route("DELETE", "/_local/faults/gone/{connection_id}",
                                  self._gone_off)
+        self.add_routes(web_app)
         # FrontDoor bounds the head at MAX_HEAD_BYTES; aiohttp's own limits must not be
         # lower, or a token the app should refuse with 401 gets aiohttp's 400 instead.
         self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=2.0,
@@ -212,6 +216,18 @@ class Gateway(WebSocketApi, ManagementApi, LambdaApi):
             self._configure_websocket_api()
         self._sweeper = asyncio.create_task(self._sweep())
         log.info("gateway listening on %s", self.url)
+
+    def add_routes(self, web_app: web.Application) -> None:
+        """Hook for extra HTTP routes on the gateway's port; the default adds none.
+
+        ``start()`` calls it once, after the gateway's own routes (which therefore win
+        for any path both match) and before the router is frozen. Override it to add
+        routes of your own, e.g. ``web_app.router.add_get("/_dev/page", handler)``; keep
+        clear of ``/``, ``/{stage}``, ``/{stage}/@connections/...``,
+        ``/2015-03-31/functions/...`` and ``/_local/connections``, ``/_local/faults/...``.
+        (Sockets whose first request is an ``@connections`` call are served without
+        aiohttp, so a route of the form ``/{x}/@connections/{y}`` would not be reached.)
+        """
 
     async def stop(self) -> None:
         if self._sweeper is not None:
