@@ -18,9 +18,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -32,11 +30,10 @@ from websockets.sync.client import connect
 
 from local.cli import make_token
 from local.stack import DEFAULT_JWT_SECRET
+from tests.support.local_process import REPO, local_stack
 
-REPO = Path(__file__).resolve().parents[2]
 SDK = REPO / "clients" / "js"
 CHROMIUM = "/usr/bin/chromium"
-READY = re.compile(r"^Streamer local gateway ready: (ws://127\.0\.0\.1:(\d+))$")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WAIT_MS = 10_000
@@ -71,27 +68,8 @@ def sdk_dist() -> Path:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(http base, ws url) of a fresh ``python -m local`` on a free port."""
-    log_path = tmp_path / "stack.log"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "JWT_")) and k != "PORT"}
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "local", "--port", "0"], cwd=REPO,
-                                   env=env, stdout=subprocess.PIPE, stderr=log, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()  # bounded by the test's timeout
-        ready = READY.match(line)
-        assert ready, f"{line!r}\n{log_path.read_text()}"
-        yield f"http://127.0.0.1:{ready[2]}", ready[1]
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    with local_stack(tmp_path / "stack.log") as urls:
+        yield urls
 
 
 def test_console_end_to_end(chromium: str, sdk_dist: Path, stack: tuple[str, str],
