@@ -1,52 +1,30 @@
 // Integration tests against the real local stack (python -m local): one stack for
 // this file, started in before() and stopped in after().
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { WebSocket } from "ws";
-import { StreamerClient, StreamerError } from "../dist/index.js";
-import { SKIP, mintToken, startStack, sleep, waitFor, within } from "./stack.mjs";
+import { StreamerError } from "../dist/index.js";
+import { SKIP, mintToken, sleep, waitFor, within, useStack } from "./stack.mjs";
 
 const T = { timeout: 30_000, skip: SKIP ?? false };
-let stack;
-let stop = async () => {};
 let tokens;
-const clients = [];
+const use = useStack({
+  defaults: { getToken: () => tokens.rw, backoff: { minMs: 100, maxMs: 500 }, ackTimeoutMs: 10_000 },
+});
 
-before(async () => {
+before(() => {
   if (SKIP) {
     return;
   }
-  const started = startStack();
-  stop = started.stop;
-  stack = await started.ready;
   tokens = {
     rw: mintToken({ user: "u1", tenant: "t1", permissions: "read,write" }),
     readOnly: mintToken({ user: "u1", tenant: "t1", permissions: "read" }),
     longer: mintToken({ user: "u1", tenant: "t1", permissions: "read,write", ttl: 7200 }),
     otherUser: mintToken({ user: "u2", tenant: "t1", permissions: "read,write", ttl: 7200 }),
   };
-}, { timeout: 90_000 });
-
-after(async () => {
-  for (const client of clients) {
-    client.close();
-  }
-  await stop();
 });
 
 /** A client of the stack; closed in after(). */
-function makeClient(options = {}) {
-  const client = new StreamerClient({
-    url: stack.url,
-    getToken: () => tokens.rw,
-    WebSocket,
-    backoff: { minMs: 100, maxMs: 500 },
-    ackTimeoutMs: 10_000,
-    ...options,
-  });
-  clients.push(client);
-  return client;
-}
+const makeClient = (options) => use.client(options);
 
 const unique = (name) => `${name}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
 

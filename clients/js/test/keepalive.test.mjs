@@ -1,38 +1,22 @@
 // The application-level ping keeps a connection alive past the gateway's idle
 // timeout (API Gateway: 10 minutes; this stack: --idle-timeout 2 seconds).
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { WebSocket } from "ws";
-import { StreamerClient } from "../dist/index.js";
-import { SKIP, mintToken, sleep, startStack, waitFor, within } from "./stack.mjs";
+import { SKIP, mintToken, sleep, waitFor, within, useStack } from "./stack.mjs";
 
-let stack;
-let stop = async () => {};
 let token;
-const clients = [];
-
-before(async () => {
-  if (SKIP) {
-    return;
-  }
-  const started = startStack(["--idle-timeout", "2"]);
-  stop = started.stop;
-  stack = await started.ready;
-  token = mintToken();
-}, { timeout: 90_000 });
-
-after(async () => {
-  for (const client of clients) {
-    client.close();
-  }
-  await stop();
+const use = useStack({
+  args: ["--idle-timeout", "2"],
+  defaults: { getToken: () => token, backoff: { minMs: 100, maxMs: 300 } },
 });
 
-function makeClient(options) {
-  const client = new StreamerClient({ url: stack.url, getToken: () => token, WebSocket, backoff: { minMs: 100, maxMs: 300 }, ...options });
-  clients.push(client);
-  return client;
-}
+before(() => {
+  if (!SKIP) {
+    token = mintToken();
+  }
+});
+
+const makeClient = (options) => use.client(options);
 
 test("pinging inside the idle timeout keeps the connection; without it the gateway closes it and the client reconnects", {
   timeout: 30_000,

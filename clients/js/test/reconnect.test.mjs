@@ -1,51 +1,26 @@
 // Forced disconnects against the real local stack: the subscriber's connection is
 // closed through @connections (as API Gateway does after 2 h, or on a deploy) while a
 // second client keeps publishing numbered messages. One stack for this file.
-import { test, before, after } from "node:test";
+import { test, before } from "node:test";
 import assert from "node:assert/strict";
-import { WebSocket } from "ws";
-import { StreamerClient } from "../dist/index.js";
-import { SKIP, deleteConnection, listConnections, mintToken, sleep, startStack, waitFor, within } from "./stack.mjs";
+import { SKIP, deleteConnection, listConnections, mintToken, sleep, waitFor, within, useStack } from "./stack.mjs";
 
-let stack;
-let stop = async () => {};
 let token;
-const clients = [];
+const use = useStack({ defaults: { getToken: () => token, backoff: { minMs: 100, maxMs: 400 } } });
 
-before(async () => {
-  if (SKIP) {
-    return;
+before(() => {
+  if (!SKIP) {
+    token = mintToken({ user: "u1", tenant: "t1", permissions: "read,write" });
   }
-  const started = startStack();
-  stop = started.stop;
-  stack = await started.ready;
-  token = mintToken({ user: "u1", tenant: "t1", permissions: "read,write" });
-}, { timeout: 90_000 });
-
-after(async () => {
-  for (const client of clients) {
-    client.close();
-  }
-  await stop();
 });
 
-function makeClient(options = {}) {
-  const client = new StreamerClient({
-    url: stack.url,
-    getToken: () => token,
-    WebSocket,
-    backoff: { minMs: 100, maxMs: 400 },
-    ...options,
-  });
-  clients.push(client);
-  return client;
-}
+const makeClient = (options) => use.client(options);
 
 /** Connect a client and return the gateway's id for its connection. */
 async function connectAndIdentify(client) {
-  const before = new Set(await listConnections(stack.httpBase));
+  const before = new Set(await listConnections(use.stack.httpBase));
   await within(client.connect(), 10_000, "connect");
-  const ids = (await listConnections(stack.httpBase)).filter((id) => !before.has(id));
+  const ids = (await listConnections(use.stack.httpBase)).filter((id) => !before.has(id));
   assert.equal(ids.length, 1, "exactly one new connection");
   return ids[0];
 }
@@ -87,7 +62,7 @@ test("forced disconnect: reconnect, resubscribe with since, recover every messag
     if (i === 10) {
       // Wait until the subscriber has what was sent so far, then cut it off.
       await waitFor(() => received.length === 10, 10_000, "first 10 messages");
-      await deleteConnection(stack.httpBase, subscriberId);
+      await deleteConnection(use.stack.httpBase, subscriberId);
     }
     const ack = await within(publisher.publish(channel, { i }), 10_000, `publish ${i}`);
     assert.equal(ack.offset, i + 1);
@@ -130,7 +105,7 @@ test("forced disconnect mid-request: the request ends (cancelled by the server),
   const handle = client.request("count", { steps: 50, interval_ms: 100 }, { onProgress: (f) => progress.push(f) });
   await within(handle.requestId, 10_000, "request ack");
   await waitFor(() => progress.length >= 1, 15_000, "first progress");
-  await deleteConnection(stack.httpBase, id);
+  await deleteConnection(use.stack.httpBase, id);
   // docs/protocol.md section 4: the requester's disconnect cancels the request; after the
   // reconnect the client asks `status` and learns it.
   await assert.rejects(within(handle.result, 20_000, "result"), (e) => e.code === "cancelled");

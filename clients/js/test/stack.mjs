@@ -3,6 +3,9 @@ import { spawn, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { before, after } from "node:test";
+import { WebSocket } from "ws";
+import { StreamerClient } from "../dist/index.js";
 
 /** The repository root: clients/js/test/ -> ../../.. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -121,4 +124,38 @@ export function within(promise, ms, what = "promise") {
     timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * One stack for the calling test file: started in node:test's before(), stopped in
+ * after() with every client made through `client()` closed first. `defaults` are the
+ * StreamerClient options of every client (`url` and `WebSocket` are filled in).
+ * Returns `{ stack, client(options) }`; `stack` is set once before() has run.
+ */
+export function useStack({ args = [], defaults = {} } = {}) {
+  const made = [];
+  let stop = async () => {};
+  const use = {
+    stack: null,
+    client(options = {}) {
+      const client = new StreamerClient({ url: use.stack.url, WebSocket, ...defaults, ...options });
+      made.push(client);
+      return client;
+    },
+  };
+  before(async () => {
+    if (SKIP) {
+      return;
+    }
+    const started = startStack(args);
+    stop = started.stop;
+    use.stack = await started.ready;
+  }, { timeout: 90_000 });
+  after(async () => {
+    for (const client of made) {
+      client.close();
+    }
+    await stop();
+  });
+  return use;
 }
