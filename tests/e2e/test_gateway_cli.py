@@ -16,6 +16,7 @@ import pytest
 from websockets.sync.client import connect
 
 from local.stack import DEFAULT_JWT_SECRET
+from tests.support.local_process import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,15 +67,7 @@ def local_stack() -> Iterator[tuple[subprocess.Popen[str], str, str]]:
         dynamodb_line = process.stdout.readline()
         yield process, line.rsplit(" ", 1)[1].strip(), dynamodb_line
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        stop_process(process)
 
 
 def test_run_prints_ready_line_and_serves(

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
+from tests.support.local_process import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "streamer-local"
 
@@ -40,15 +42,7 @@ def chat(tmp_path: Path) -> Iterator[tuple[str, str]]:
                      else ""))
         yield ready.rsplit(" ", 1)[1].strip(), process.stdout.readline()
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        stop_process(process)
 
 
 def test_the_console_script_is_installed() -> None:

@@ -32,11 +32,19 @@ def local_stack(log_path: Path) -> Iterator[tuple[str, str]]:
         assert ready, f"{line!r}\n{log_path.read_text()}"
         yield f"http://127.0.0.1:{ready[2]}", ready[1]
     finally:
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Stop a stack as Ctrl-C does (SIGINT: clients get 1001, $disconnect runs), kill it
+    after 20 s, and close its pipes."""
+    if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
